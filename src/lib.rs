@@ -1,0 +1,8 @@
+//! d2c: declarative cache and decoding policies for diffusion language models.
+//!
+//! Pipeline: [`syntax`] (pest parse to an AST with spans) -> [`check`] (all diagnostics at once)
+//! -> [`plan`] (closed-enum ops, optimisation passes) -> [`runtime`] (executor, selection
+//! kernels, K/V store, trace) -> [`model`] (LLaDA; knows nothing about policies).
+
+pub mod error;
+pub mod model;

@@ -1,0 +1,131 @@
+//! `config.json` of a LLaDA checkpoint, mirrored field for field.
+//!
+//! Keys missing from the file take the values of LLaDA-8B's shipped config, so a partial
+//! config (as some conversions write) still loads as the real model would.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+fn d_d_model() -> usize { 4096 }
+fn d_n_heads() -> usize { 32 }
+fn d_n_layers() -> usize { 32 }
+fn d_mlp_hidden() -> Option<usize> { Some(12288) }
+fn d_mlp_ratio() -> usize { 4 }
+fn d_vocab() -> usize { 126464 }
+fn d_eps() -> f64 { 1e-5 }
+fn d_theta() -> f64 { 500000.0 }
+fn d_max_seq() -> usize { 4096 }
+fn d_mask() -> u32 { 126336 }
+fn d_eos() -> u32 { 126081 }
+fn d_true() -> bool { true }
+fn d_block_type() -> String { "llama".into() }
+fn d_activation() -> String { "silu".into() }
+fn d_norm() -> String { "rms".into() }
+fn d_dtype() -> String { "bfloat16".into() }
+
+/// LLaDA's `config.json` (the `LLaDAConfig` / OLMo-style `ModelConfig` keys d2c reads).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct LladaConfig {
+    #[serde(default = "d_d_model")]
+    pub d_model: usize,
+    #[serde(default = "d_n_heads")]
+    pub n_heads: usize,
+    #[serde(default)]
+    pub n_kv_heads: Option<usize>,
+    #[serde(default = "d_n_layers")]
+    pub n_layers: usize,
+    #[serde(default = "d_mlp_hidden")]
+    pub mlp_hidden_size: Option<usize>,
+    #[serde(default = "d_mlp_ratio")]
+    pub mlp_ratio: usize,
+    #[serde(default = "d_vocab")]
+    pub vocab_size: usize,
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
+    #[serde(default = "d_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default = "d_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "d_max_seq")]
+    pub max_sequence_length: usize,
+    #[serde(default = "d_mask")]
+    pub mask_token_id: u32,
+    #[serde(default = "d_eos")]
+    pub eos_token_id: u32,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default)]
+    pub weight_tying: bool,
+    #[serde(default)]
+    pub include_bias: bool,
+    #[serde(default)]
+    pub include_qkv_bias: bool,
+    #[serde(default = "d_true")]
+    pub rope: bool,
+    #[serde(default)]
+    pub alibi: bool,
+    #[serde(default = "d_block_type")]
+    pub block_type: String,
+    #[serde(default = "d_activation")]
+    pub activation_type: String,
+    #[serde(default = "d_norm")]
+    pub layer_norm_type: String,
+    #[serde(default = "d_dtype")]
+    pub torch_dtype: String,
+}
+
+impl LladaConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: LladaConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::Config { path: path.into(), message: e.to_string() })?;
+        cfg.validate().map_err(|message| Error::Config { path: path.into(), message })?;
+        Ok(cfg)
+    }
+
+    pub fn kv_heads(&self) -> usize {
+        self.n_kv_heads.unwrap_or(self.n_heads)
+    }
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+    pub fn mlp_hidden(&self) -> usize {
+        self.mlp_hidden_size.unwrap_or(self.mlp_ratio * self.d_model)
+    }
+    /// Rows of the embedding and LM head (may exceed `vocab_size`, padded for speed).
+    pub fn emb_rows(&self) -> usize {
+        self.embedding_size.unwrap_or(self.vocab_size)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+            return Err(format!("d_model {} is not divisible by n_heads {}", self.d_model, self.n_heads));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(format!("head dim {} must be even for RoPE", self.head_dim()));
+        }
+        if self.n_heads % self.kv_heads() != 0 {
+            return Err(format!("n_heads {} is not a multiple of n_kv_heads {}", self.n_heads, self.kv_heads()));
+        }
+        if self.block_type != "llama" {
+            return Err(format!("block_type `{}` is not supported (only `llama`)", self.block_type));
+        }
+        if self.activation_type != "silu" {
+            return Err(format!("activation_type `{}` is not supported with block_type llama (LLaDA uses `silu`)", self.activation_type));
+        }
+        if self.layer_norm_type != "rms" {
+            return Err(format!("layer_norm_type `{}` is not supported (only `rms`)", self.layer_norm_type));
+        }
+        if !self.rope || self.alibi {
+            return Err("only RoPE position encoding is supported (rope=true, alibi=false)".into());
+        }
+        if self.include_bias || self.include_qkv_bias {
+            return Err("linear biases (include_bias / include_qkv_bias) are not supported for LLaDA".into());
+        }
+        if (self.mask_token_id as usize) >= self.emb_rows() {
+            return Err(format!("mask_token_id {} is outside the embedding ({} rows)", self.mask_token_id, self.emb_rows()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! The LLaDA forward against full logits from the authors' Python reference.
+
+use candle_core::{DType, Device};
+use d2c::model::{DiffusionModel, ForwardRequest, Llada};
+use std::path::Path;
+
+fn fixture() -> serde_json::Value {
+    let text = std::fs::read_to_string("tests/fixtures/traces/forward_check.json").expect("fixture");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn model() -> Llada {
+    Llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &Device::Cpu).expect("load")
+}
+
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn max_abs_diff(got: &[Vec<f32>], want: &serde_json::Value) -> f64 {
+    let mut worst = 0f64;
+    for (r, row) in got.iter().enumerate() {
+        for (c, g) in row.iter().enumerate() {
+            let w = want[r][c].as_f64().unwrap();
+            worst = worst.max((*g as f64 - w).abs());
+        }
+    }
+    worst
+}
+
+#[test]
+fn full_forward_matches_reference_logits() {
+    let f = fixture();
+    let m = model();
+    for case in ["prompt_plus_32_masks", "prompt_plus_mixed"] {
+        let ids = ids(&f[case]);
+        let mut kv = m.new_kv_store(1, ids.len()).unwrap();
+        let out = m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut kv).unwrap();
+        let logits: Vec<Vec<f32>> = out.logits.squeeze(0).unwrap().to_vec2().unwrap();
+        assert_eq!(logits.len(), ids.len());
+        let d = max_abs_diff(&logits, &f[case]["logits"]);
+        assert!(d < 1e-4, "{case}: max |logit diff| = {d}");
+    }
+}
+
+/// Recomputing a subset of rows against a store filled by a full forward of the same tokens
+/// must give the same logits for those rows: the subset forward is the cache primitive.
+#[test]
+fn subset_forward_over_a_warm_store_equals_full_forward() {
+    let f = fixture();
+    let m = model();
+    let ids = ids(&f["prompt_plus_mixed"]);
+    let mut kv = m.new_kv_store(1, ids.len()).unwrap();
+    let full = m.forward(&ForwardRequest::full(&[ids.clone()], 0, true), &mut kv).unwrap();
+    let full: Vec<Vec<f32>> = full.logits.squeeze(0).unwrap().to_vec2().unwrap();
+    let rows = vec![3usize, 12, 20, 43];
+    let req = ForwardRequest {
+        ids: vec![rows.iter().map(|&p| ids[p]).collect()],
+        positions: vec![rows.clone()],
+        logit_rows: vec![(0..rows.len()).collect()],
+        want_attention: true,
+    };
+    let out = m.forward(&req, &mut kv).unwrap();
+    let sub: Vec<Vec<f32>> = out.logits.squeeze(0).unwrap().to_vec2().unwrap();
+    for (i, &p) in rows.iter().enumerate() {
+        for (a, b) in sub[i].iter().zip(&full[p]) {
+            assert!((a - b).abs() < 1e-5, "row {p}: {a} vs {b}");
+        }
+    }
+    assert_eq!(out.attention.len(), 3);
+    let att: Vec<Vec<f32>> = out.attention[0].squeeze(0).unwrap().to_vec2().unwrap();
+    assert_eq!((att.len(), att[0].len()), (rows.len(), ids.len()));
+    for row in att {
+        let s: f32 = row.iter().sum();
+        assert!((s - 1.0).abs() < 1e-5, "attention row sums to {s}");
+    }
+}
+
+/// A stale store (zeros) must change the logits: proves the forward really reads the store.
+#[test]
+fn subset_forward_reads_the_store() {
+    let f = fixture();
+    let m = model();
+    let ids = ids(&f["prompt_plus_mixed"]);
+    let mut cold = m.new_kv_store(1, ids.len()).unwrap();
+    let req = ForwardRequest { ids: vec![vec![ids[20]]], positions: vec![vec![20]], logit_rows: vec![vec![0]], want_attention: false };
+    let a: Vec<f32> = m.forward(&req, &mut cold).unwrap().logits.flatten_all().unwrap().to_vec1().unwrap();
+    let mut warm = m.new_kv_store(1, ids.len()).unwrap();
+    m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut warm).unwrap();
+    let b: Vec<f32> = m.forward(&req, &mut warm).unwrap().logits.flatten_all().unwrap().to_vec1().unwrap();
+    let diff: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(diff > 1e-3, "logits did not depend on the cached K/V");
+}
+
+#[test]
+fn bf16_forward_is_close_to_f32() {
+    let f = fixture();
+    let m = Llada::load(Path::new("tests/fixtures/tiny-llada"), DType::BF16, &Device::Cpu).expect("load bf16");
+    let ids = ids(&f["prompt_plus_32_masks"]);
+    let mut kv = m.new_kv_store(1, ids.len()).unwrap();
+    let out = m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut kv).unwrap();
+    let logits: Vec<Vec<f32>> = out.logits.squeeze(0).unwrap().to_vec2().unwrap();
+    let want = &f["prompt_plus_32_masks"];
+    let d = max_abs_diff(&logits, &want["logits"]);
+    // bf16 keeps ~3 significant digits; logits here span about +-13.
+    assert!(d < 0.05 * 26.0, "bf16 logits drift {d}");
+    let agree = logits
+        .iter()
+        .enumerate()
+        .filter(|(r, row)| {
+            let am = row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
+            am as u64 == want["argmax"][*r].as_u64().unwrap()
+        })
+        .count();
+    assert!(agree * 10 >= logits.len() * 9, "bf16 argmax agrees on only {agree}/{}", logits.len());
+}

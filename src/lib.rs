@@ -4,5 +4,11 @@
 //! -> [`plan`] (closed-enum ops, optimisation passes) -> [`runtime`] (executor, selection
 //! kernels, K/V store, trace) -> [`model`] (LLaDA; knows nothing about policies).
 
+pub mod diag;
 pub mod error;
 pub mod model;
+pub mod plan;
+pub mod runtime;
+pub mod syntax;
+pub mod check;
+pub mod compile;

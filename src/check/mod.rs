@@ -1,0 +1,286 @@
+//! Checking a parsed policy: names, types, ranges and rule consistency, with every problem
+//! collected at once; a policy without errors is lowered to an (unfolded) [`Plan`].
+//!
+//! Range checks depend on parameter values, which `--set` may change, so they are recorded as
+//! [`Constraint`]s and evaluated by [`crate::plan::bind`] for whatever values are bound.
+
+mod rules;
+mod values;
+
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::plan::{Commit, CommitRule, Needs, Plan, Quirks, Refresh, Schedule, Score, Val};
+use crate::syntax::{Expr, PolicyFile, Section, Span, Stmt};
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ty {
+    Int,
+    Float,
+    Bool,
+}
+
+impl Ty {
+    pub fn name(self) -> &'static str {
+        match self {
+            Ty::Int => "int",
+            Ty::Float => "float",
+            Ty::Bool => "bool",
+        }
+    }
+    fn article(self) -> String {
+        match self {
+            Ty::Int => "an int".into(),
+            Ty::Float => "a float".into(),
+            Ty::Bool => "a bool".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ParamInfo {
+    pub name: String,
+    pub ty: Ty,
+    pub default: Val,
+    pub doc: Option<String>,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A range a value must satisfy once parameters are bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    /// > 0
+    Positive,
+    /// >= n
+    AtLeast(f64),
+    /// 0 < x <= 1
+    Probability,
+    /// 0 <= x <= 1
+    Unit,
+}
+
+#[derive(Debug, Clone)]
+pub enum Constraint {
+    Range { val: Val, bound: Bound, span: Span, what: String },
+    /// `block` must divide `gen`.
+    Divides { gen: Val, block: Val, span: Span },
+}
+
+pub struct Checked {
+    pub plan: Option<Plan>,
+    pub params: BTreeMap<String, ParamInfo>,
+    pub constraints: Vec<Constraint>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.is_error())
+    }
+}
+
+pub(crate) struct Ck<'a> {
+    file: &'a PolicyFile,
+    params: BTreeMap<String, ParamInfo>,
+    used: HashSet<String>,
+    diags: Vec<Diagnostic>,
+    constraints: Vec<Constraint>,
+    /// The `score = ...` of `decode`, which rules may refer to as `score`.
+    named_score: Option<Score>,
+}
+
+const SECTIONS: &[&str] = &["schedule", "decode", "cache", "quirks"];
+
+impl<'a> Ck<'a> {
+    fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+    fn constrain(&mut self, val: Val, bound: Bound, span: Span, what: &str) {
+        self.constraints.push(Constraint::Range { val, bound, span, what: what.to_string() });
+    }
+
+    fn declare_params(&mut self) {
+        for p in &self.file.params {
+            let ty = match p.ty.name.as_str() {
+                "int" => Ty::Int,
+                "float" => Ty::Float,
+                "bool" => Ty::Bool,
+                other => {
+                    let h = did_you_mean(other, ["int", "float", "bool"]).unwrap_or_else(|| "parameter types are int, float and bool".into());
+                    self.err(Diagnostic::error("E003", format!("unknown type `{other}`"), p.ty.span, "not a type").with_help(h));
+                    continue;
+                }
+            };
+            if let Some(prev) = self.params.get(&p.name.name) {
+                let line = prev.span.line;
+                self.err(Diagnostic::error("E006", format!("parameter `{}` is declared twice", p.name.name), p.name.span, "second declaration").with_note(format!("first declared on line {line}")));
+                continue;
+            }
+            let default = match (&p.default, ty) {
+                (Expr::Number { value, text, .. }, Ty::Int) if value.fract() == 0.0 && !text.contains('.') => Some(Val::Int(*value as i64)),
+                (Expr::Number { value, .. }, Ty::Float) => Some(Val::Float(*value)),
+                (Expr::Bool { value, .. }, Ty::Bool) => Some(Val::Bool(*value)),
+                (e, _) => {
+                    self.err(Diagnostic::error("E004", format!("default of `{}` is not {}", p.name.name, ty.article()), e.span(), format!("expected {}", ty.name())));
+                    None
+                }
+            };
+            if let Some(default) = default {
+                self.params.insert(p.name.name.clone(), ParamInfo { name: p.name.name.clone(), ty, default, doc: p.doc.clone(), span: p.name.span });
+            }
+        }
+    }
+
+    fn sections(&mut self) -> BTreeMap<&'static str, &'a Section> {
+        let mut seen: BTreeMap<&'static str, &'a Section> = BTreeMap::new();
+        for s in &self.file.sections {
+            match SECTIONS.iter().find(|k| **k == s.name.name) {
+                Some(k) => {
+                    if let Some(prev) = seen.get(k) {
+                        let line = prev.span.line;
+                        self.err(Diagnostic::error("E006", format!("section `{k}` appears twice"), s.name.span, "second section").with_note(format!("first on line {line}")).with_help("merge the two sections"));
+                    } else {
+                        seen.insert(k, s);
+                    }
+                }
+                None => {
+                    let mut d = Diagnostic::error("E002", format!("unknown section `{}`", s.name.name), s.name.span, "not a section");
+                    d = d.with_help(did_you_mean(&s.name.name, SECTIONS.iter().copied()).unwrap_or_else(|| format!("sections are {}", SECTIONS.join(", "))));
+                    if s.name.name == "layers" || s.name.name == "per_layer" {
+                        d = d.with_note("per-layer refresh rules (dLLM-Cache) are a planned extension; see the README");
+                    }
+                    self.err(d);
+                }
+            }
+        }
+        seen
+    }
+
+    /// `name = value` statements of a section, each key at most once.
+    fn assigns(&mut self, s: &'a Section, keys: &[&str]) -> BTreeMap<String, &'a Expr> {
+        let mut out = BTreeMap::new();
+        for st in &s.stmts {
+            match st {
+                Stmt::Assign { name, value, .. } if keys.contains(&name.name.as_str()) => {
+                    if out.insert(name.name.clone(), value).is_some() {
+                        self.err(Diagnostic::error("E006", format!("`{}` is set twice in `{}`", name.name, s.name.name), name.span, "set again here"));
+                    }
+                }
+                Stmt::Assign { name, .. } => {
+                    let h = did_you_mean(&name.name, keys.iter().copied()).unwrap_or_else(|| format!("`{}` accepts {}", s.name.name, keys.join(", ")));
+                    self.err(Diagnostic::error("E003", format!("unknown setting `{}` in `{}`", name.name, s.name.name), name.span, "not a setting here").with_help(h));
+                }
+                Stmt::Rule(_) => {}
+            }
+        }
+        out
+    }
+
+    fn schedule(&mut self, s: Option<&'a Section>) -> Option<Schedule> {
+        const KEYS: &[&str] = &["gen_length", "block_length", "tokens_per_step", "stop_at_eos", "temperature", "top_k", "top_p", "seed"];
+        let Some(s) = s else {
+            self.err(Diagnostic::error("E008", "missing `schedule` section", self.file.name.span, "this policy has no schedule").with_help("add `schedule { gen_length = gen_length  block_length = block_length }`"));
+            return None;
+        };
+        for st in &s.stmts {
+            if let Stmt::Rule(r) = st {
+                self.err(Diagnostic::error("E010", "`schedule` holds settings (`name = value`), not rules", r.span, "not a setting"));
+            }
+        }
+        let a = self.assigns(s, KEYS);
+        let get = |ck: &mut Self, key: &str, ty: Ty, bound: Option<Bound>, default: Option<Val>| -> Option<Val> {
+            match a.get(key) {
+                Some(e) => match bound {
+                    Some(b) => ck.bounded(e, ty, key, b),
+                    None => ck.value(e, ty, key),
+                },
+                None => {
+                    if default.is_none() {
+                        ck.err(Diagnostic::error("E008", format!("`schedule` must set `{key}`"), s.name.span, "in this section").with_help(format!("add `{key} = {key}` and declare `param {key}: int = ...`")));
+                    }
+                    default
+                }
+            }
+        };
+        let gen = get(self, "gen_length", Ty::Int, Some(Bound::AtLeast(1.0)), None);
+        let block = get(self, "block_length", Ty::Int, Some(Bound::AtLeast(1.0)), None);
+        let per = get(self, "tokens_per_step", Ty::Int, Some(Bound::AtLeast(1.0)), Some(Val::Int(1)));
+        let eos = get(self, "stop_at_eos", Ty::Bool, None, Some(Val::Bool(false)));
+        let temp = get(self, "temperature", Ty::Float, Some(Bound::AtLeast(0.0)), Some(Val::Float(0.0)));
+        let top_k = get(self, "top_k", Ty::Int, Some(Bound::AtLeast(0.0)), Some(Val::Int(0)));
+        let top_p = get(self, "top_p", Ty::Float, Some(Bound::Probability), Some(Val::Float(1.0)));
+        let seed = get(self, "seed", Ty::Int, Some(Bound::AtLeast(0.0)), Some(Val::Int(0)));
+        if let (Some(g), Some(b)) = (&gen, &block) {
+            let span = a.get("block_length").map(|e| e.span()).unwrap_or(s.name.span);
+            self.constraints.push(Constraint::Divides { gen: g.clone(), block: b.clone(), span });
+        }
+        Some(Schedule { gen_length: gen?, block_length: block?, tokens_per_step: per?, stop_at_eos: eos?, temperature: temp?, top_k: top_k?, top_p: top_p?, seed: seed? })
+    }
+
+    fn quirks(&mut self, s: Option<&'a Section>, has_cache: bool) -> Quirks {
+        const KEYS: &[&str] = &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked"];
+        let mut q = Quirks { frozen_confidence_cache: Val::Bool(false), stale_rows_are_candidates: Val::Bool(false), window_rounds_to_masked: Val::Bool(false) };
+        let Some(s) = s else { return q };
+        let a = self.assigns(s, KEYS);
+        for (k, e) in a {
+            let Some(v) = self.value(e, Ty::Bool, &k) else { continue };
+            if !has_cache && matches!(v, Val::Bool(true)) {
+                self.err(Diagnostic::warning("W002", format!("quirk `{k}` has no effect without a cache"), e.span(), "no effect").with_help("remove it, or add a `cache` section"));
+            }
+            match k.as_str() {
+                "frozen_confidence_cache" => q.frozen_confidence_cache = v,
+                "stale_rows_are_candidates" => q.stale_rows_are_candidates = v,
+                _ => q.window_rounds_to_masked = v,
+            }
+        }
+        q
+    }
+}
+
+/// Check `file` and lower it to a plan if it has no errors.
+pub fn check(file: &PolicyFile) -> Checked {
+    let mut ck = Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None };
+    ck.declare_params();
+    let secs = ck.sections();
+    let schedule = ck.schedule(secs.get("schedule").copied());
+    let per_step = schedule.as_ref().map(|s| s.tokens_per_step.clone()).unwrap_or(Val::Int(1));
+    let commit = ck.decode(secs.get("decode").copied(), per_step);
+    let refresh = ck.cache(secs.get("cache").copied());
+    let has_cache = refresh.as_ref().is_some_and(|r| !r.rows.is_empty());
+    let quirks = ck.quirks(secs.get("quirks").copied(), has_cache);
+    for p in &file.params {
+        if ck.params.contains_key(&p.name.name) && !ck.used.contains(&p.name.name) {
+            ck.diags.push(Diagnostic::warning("W001", format!("parameter `{}` is never used", p.name.name), p.name.span, "unused").with_help("remove it, or use it in a rule"));
+        }
+    }
+    let errors = ck.diags.iter().any(|d| d.is_error());
+    let plan = match (schedule, commit, refresh, errors) {
+        (Some(schedule), Some(commit), Some(refresh), false) => Some(Plan {
+            policy: file.name.name.clone(),
+            description: file.doc.clone(),
+            params: ck.params.iter().map(|(k, p)| (k.clone(), p.default.clone())).collect(),
+            schedule,
+            commit,
+            refresh,
+            quirks,
+            needs: Needs::default(),
+        }),
+        _ => None,
+    };
+    ck.diags.sort_by_key(|d| (d.span.start, d.code));
+    Checked { plan, params: ck.params, constraints: ck.constraints, diagnostics: ck.diags }
+}
+
+/// Default commit when `decode` gives none is not assumed: a policy must say how it commits.
+pub(crate) fn default_commit_score(score: Option<Score>) -> Score {
+    score.unwrap_or(Score::Confidence)
+}
+
+pub(crate) fn empty_refresh() -> Refresh {
+    Refresh { full: Vec::new(), rows: Vec::new(), shift_for_shifted_logits: true }
+}
+
+pub(crate) fn commit_of(rule: CommitRule, score: Score, span: Span) -> Commit {
+    Commit { rule, score, span }
+}

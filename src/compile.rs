@@ -1,0 +1,63 @@
+//! The whole front end in one call: parse, check, bind `--set` values, validate, optimise.
+
+use crate::check::{check, Checked};
+use crate::diag::Diagnostic;
+use crate::plan::bind::{bind, validate};
+use crate::plan::passes::{default_passes, optimize, Pass};
+use crate::plan::Plan;
+
+/// A policy source and where it came from (for diagnostics).
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+impl Source {
+    pub fn read(path: &str) -> std::io::Result<Source> {
+        Ok(Source { path: path.to_string(), text: std::fs::read_to_string(path)? })
+    }
+}
+
+pub struct Compiled {
+    pub plan: Plan,
+    pub checked: Checked,
+    /// Warnings (no errors: a compiled policy has none).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Every diagnostic of a policy that failed to compile, errors and warnings.
+pub struct Failed {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Check only: all diagnostics for the defaults (and `sets`, if any).
+pub fn diagnostics(src: &Source, sets: &[String]) -> Vec<Diagnostic> {
+    match compile(src, sets, &mut |_, _| {}) {
+        Ok(c) => c.warnings,
+        Err(f) => f.diagnostics,
+    }
+}
+
+pub fn compile(src: &Source, sets: &[String], observe: &mut dyn FnMut(&dyn Pass, &Plan)) -> Result<Compiled, Failed> {
+    let file = crate::syntax::parse(&src.text).map_err(|d| Failed { diagnostics: vec![*d] })?;
+    let checked = check(&file);
+    let mut diags = checked.diagnostics.clone();
+    let bindings = match bind(&checked, sets) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            diags.extend(e);
+            None
+        }
+    };
+    if let Some(b) = &bindings {
+        diags.extend(validate(&checked, b));
+    }
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(Failed { diagnostics: diags });
+    }
+    let (Some(plan), Some(b)) = (checked.plan.clone(), bindings) else {
+        return Err(Failed { diagnostics: diags });
+    };
+    let plan = optimize(plan, &b.values, &default_passes(), observe);
+    Ok(Compiled { plan, checked, warnings: diags })
+}

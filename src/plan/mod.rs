@@ -1,0 +1,241 @@
+//! The execution plan: what a checked policy lowers to and what the runtime executes.
+//!
+//! Every op is a closed enum and keeps the [`Span`] of the policy rule it came from, so a plan
+//! listing (and a runtime error) can point back at the source. Values start as parameter
+//! references and become constants in the `fold-constants` pass; the executor only accepts a
+//! fully folded plan.
+
+pub mod bind;
+pub mod passes;
+pub mod render;
+
+use crate::syntax::Span;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A plan value: a parameter reference until folded, then a constant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Val {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Param(ParamRef),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamRef {
+    pub param: String,
+}
+
+impl Val {
+    pub fn param(name: &str) -> Self {
+        Val::Param(ParamRef { param: name.to_string() })
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Val::Int(i) => Some(*i as f64),
+            Val::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+    pub fn as_usize(&self) -> Option<usize> {
+        match self {
+            Val::Int(i) if *i >= 0 => Some(*i as usize),
+            _ => None,
+        }
+    }
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Val::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+/// A per-position score, evaluated over the generation canvas.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Score {
+    /// Max softmax probability of the row's prediction (from this step's forward).
+    Confidence,
+    /// Probability gap between the best and second-best token.
+    Margin,
+    /// Negative entropy of the row's distribution (higher = more certain).
+    NegEntropy,
+    /// Confidence remembered in the confidence cache (refresh rules only).
+    CachedConfidence,
+    /// Gaussian certainty density around already-decoded positions (d²Cache §3).
+    Density { sigma: Val },
+    Const(Val),
+    /// `if(cond, then, else)` on a bool parameter; resolved by constant folding.
+    If { cond: Val, then: Box<Score>, otherwise: Box<Score> },
+    Mul(Box<Score>, Box<Score>),
+    Add(Box<Score>, Box<Score>),
+}
+
+impl Score {
+    pub fn visit(&self, f: &mut impl FnMut(&Score)) {
+        f(self);
+        if let Score::Mul(a, b) | Score::Add(a, b) | Score::If { then: a, otherwise: b, .. } = self {
+            a.visit(f);
+            b.visit(f);
+        }
+    }
+    pub fn uses(&self, pred: impl Fn(&Score) -> bool) -> bool {
+        let mut hit = false;
+        self.visit(&mut |s| hit |= pred(s));
+        hit
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    pub gen_length: Val,
+    pub block_length: Val,
+    pub tokens_per_step: Val,
+    pub stop_at_eos: Val,
+    pub temperature: Val,
+    pub top_k: Val,
+    pub top_p: Val,
+    pub seed: Val,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitRule {
+    /// The n best-scoring candidates.
+    TopN { n: Val },
+    /// Every candidate with score >= threshold; at least `min` (then top-min).
+    Threshold { threshold: Val, min: Val },
+    /// Fast-dLLM's factor rule over the sorted scores; at least `min`.
+    Factor { factor: Val, min: Val },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Commit {
+    pub rule: CommitRule,
+    pub score: Score,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FullWhen {
+    FirstStep,
+    BlockStart,
+    Every(Val),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FullRefresh {
+    pub when: FullWhen,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The current block.
+    Block,
+    /// From the first masked in-block position to the block boundary at or after the k-th
+    /// still-masked position (d²Cache's window).
+    Lookahead { k: Val },
+    /// The whole canvas.
+    All,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutPick {
+    TopP(Val),
+    TopK(Val),
+    Above(Val),
+}
+
+/// How rollout importance (column sums of the attention rollout) is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutMode {
+    /// Multiply dense T x T per-layer matrices, as the reference does.
+    Dense,
+    /// One row-vector pass backwards through the layers over the stored head-mean attention
+    /// rows: O(layers * rows * T).
+    Vector,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOp {
+    /// Masked positions: the top k by `score` inside `window`; with `prefer_block`, positions
+    /// of the current block rank before all others (d²Cache adds the global maximum to them).
+    MaskedTopK { k: Val, score: Score, window: Window, prefer_block: bool },
+    /// The positions committed by the previous step.
+    Committed,
+    /// Positions not yet selected, picked by attention-rollout importance.
+    Rollout { pick: RolloutPick, mode: RolloutMode },
+    /// Every position of the current block.
+    Block,
+    /// Every position after the current block.
+    Suffix,
+    /// Every prompt position, on steps that are a multiple of `every`.
+    Prompt { every: Val },
+    /// Fill gaps of width <= w between selected positions.
+    Inflate { w: Val },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RowRule {
+    pub op: RowOp,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Refresh {
+    pub full: Vec<FullRefresh>,
+    pub rows: Vec<RowRule>,
+    /// Models whose logits are shifted (Dream): recompute the predecessor of each selected
+    /// masked position instead of the position itself.
+    pub shift_for_shifted_logits: bool,
+}
+
+/// Reference behaviours kept as explicit, named choices (oracle README §6).
+#[derive(Debug, Clone, Serialize)]
+pub struct Quirks {
+    /// §6.1: the confidence cache keeps step-0 confidences for the whole generation.
+    pub frozen_confidence_cache: Val,
+    /// §6.2: masked rows that were not recomputed stay commit candidates (conf 1/V, token 0).
+    pub stale_rows_are_candidates: Val,
+    /// §6.3: the lookahead window rounds to the number of still-masked in-block positions.
+    pub window_rounds_to_masked: Val,
+}
+
+/// What the runtime must compute, derived by the analysis pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Needs {
+    pub attention_rows: bool,
+    pub rollout: Option<RolloutMode>,
+    pub density: bool,
+    pub confidence_cache: bool,
+    pub margin: bool,
+    pub entropy: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub policy: String,
+    pub description: Option<String>,
+    pub params: BTreeMap<String, Val>,
+    pub schedule: Schedule,
+    pub commit: Commit,
+    pub refresh: Refresh,
+    pub quirks: Quirks,
+    pub needs: Needs,
+}
+
+impl Plan {
+    /// True when some steps recompute only selected rows.
+    pub fn has_cache(&self) -> bool {
+        !self.refresh.rows.is_empty()
+    }
+}

@@ -1,0 +1,12 @@
+//! Executing a compiled plan on a model: the decode loop, selection kernels, rollout, the
+//! confidence cache and the step trace. Nothing policy-specific lives here: d²Cache is just
+//! the plan compiled from `policies/d2cache.pol`.
+
+pub mod exec;
+pub mod rollout;
+pub mod rows;
+pub mod scores;
+pub mod select;
+pub mod trace;
+
+pub use exec::{generate, RunOptions, RunOutput, Stats, StepRecord};

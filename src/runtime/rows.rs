@@ -1,0 +1,161 @@
+//! Which rows the next step recomputes: the plan's refresh rules, evaluated in order after a
+//! step has committed its tokens. Each rule adds positions to the set; rollout rules pick only
+//! among positions not selected yet, and `inflate` fills gaps in what the rules before it chose.
+
+use super::scores::{eval, DensityMemo, RowStat, ScoreInputs};
+use super::select::{nucleus, top_k};
+use crate::plan::{Plan, RolloutPick, RowOp, Window};
+
+/// One sequence's view of the step that just ran.
+pub struct StepView<'a> {
+    pub prompt_len: usize,
+    /// Canvas after this step's commits.
+    pub masked_after: &'a [bool],
+    /// In-block positions that were masked before this step (the reference's mutated block mask).
+    pub block_seen: &'a [bool],
+    pub block: (usize, usize),
+    pub block_length: usize,
+    pub committed: &'a [usize],
+    pub rows: &'a [RowStat],
+    pub cached_conf: Option<&'a [f64]>,
+    pub importance: Option<&'a [f64]>,
+    /// Index of the step about to run.
+    pub next_step: usize,
+}
+
+/// Window scores of every `masked top_k` rule, computed for all sequences first because the
+/// in-block bias uses the batch-global maximum (oracle §6.8).
+pub fn window_scores(plan: &Plan, views: &[StepView]) -> Vec<Vec<Vec<f64>>> {
+    let mut per_rule = Vec::new();
+    for rule in &plan.refresh.rows {
+        if let RowOp::MaskedTopK { score, prefer_block, .. } = &rule.op {
+            let mut all: Vec<Vec<f64>> = views
+                .iter()
+                .map(|v| {
+                    let decoded: Vec<bool> = v.masked_after.iter().map(|m| !m).collect();
+                    let inp = ScoreInputs { rows: v.rows, cached_conf: v.cached_conf, decoded: &decoded };
+                    eval(score, &inp, &mut DensityMemo::new())
+                })
+                .collect();
+            if *prefer_block {
+                let max = all.iter().flatten().copied().filter(|x| !x.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+                for (v, sc) in views.iter().zip(all.iter_mut()) {
+                    for (i, s) in sc.iter_mut().enumerate() {
+                        if v.block_seen[i] {
+                            *s += max;
+                        }
+                    }
+                }
+            }
+            per_rule.push(all);
+        }
+    }
+    per_rule
+}
+
+/// The lookahead window [start, end] (inclusive) of d²Cache, in canvas coordinates.
+fn lookahead(v: &StepView, k: usize, rounds_to_masked: bool) -> (usize, usize) {
+    let g = v.masked_after.len();
+    let mut cum = 0;
+    let mut mse = g - 1;
+    for (i, &m) in v.masked_after.iter().enumerate() {
+        cum += m as usize;
+        if cum >= k {
+            mse = i;
+            break;
+        }
+    }
+    let bs = if rounds_to_masked { v.block_seen.iter().filter(|&&b| b).count() } else { v.block_length }.max(1);
+    let end = ((mse / bs) + 1) * bs - 1;
+    let start = if rounds_to_masked { v.block_seen.iter().position(|&b| b).unwrap_or(v.block.0) } else { v.block.0 };
+    (start, end.min(g - 1))
+}
+
+/// Absolute positions (length T mask) the next step recomputes for one sequence.
+pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>>]) -> Vec<bool> {
+    let (p, g) = (v.prompt_len, v.masked_after.len());
+    let mut q = vec![false; p + g];
+    let rounds = plan.quirks.window_rounds_to_masked.as_bool().unwrap_or(true);
+    let mut wi = 0;
+    for rule in &plan.refresh.rows {
+        match &rule.op {
+            RowOp::MaskedTopK { k, window: w, .. } => {
+                let k = k.as_usize().unwrap_or(0);
+                let sc = &window[wi][seq];
+                wi += 1;
+                let (lo, hi) = match w {
+                    Window::Block => (v.block.0, v.block.1 - 1),
+                    Window::All => (0, g - 1),
+                    Window::Lookahead { k } => lookahead(v, k.as_usize().unwrap_or(1), rounds),
+                };
+                let cands = (lo..=hi).filter(|&i| v.masked_after[i]);
+                for i in top_k(sc, cands, k.min(g)) {
+                    q[p + i] = true;
+                }
+            }
+            RowOp::Committed => v.committed.iter().for_each(|&i| q[p + i] = true),
+            RowOp::Rollout { pick, .. } => {
+                let Some(gi) = v.importance else { continue };
+                let free: Vec<bool> = q.iter().map(|x| !x).collect();
+                let picked = match pick {
+                    RolloutPick::TopP(x) => nucleus(gi, &free, x.as_f64().unwrap_or(0.0), 1),
+                    RolloutPick::TopK(k) => top_k(gi, (0..q.len()).filter(|&i| free[i]), k.as_usize().unwrap_or(0)),
+                    RolloutPick::Above(t) => {
+                        let t = t.as_f64().unwrap_or(f64::INFINITY);
+                        (0..q.len()).filter(|&i| free[i] && gi[i] >= t).collect()
+                    }
+                };
+                picked.into_iter().for_each(|i| q[i] = true);
+            }
+            RowOp::Block => (v.block.0..v.block.1).for_each(|i| q[p + i] = true),
+            RowOp::Suffix => (v.block.1..g).for_each(|i| q[p + i] = true),
+            RowOp::Prompt { every } => {
+                let e = every.as_usize().unwrap_or(1).max(1);
+                if v.next_step % e == 0 {
+                    q[..p].iter_mut().for_each(|x| *x = true);
+                }
+            }
+            RowOp::Inflate { w } => inflate(&mut q, w.as_usize().unwrap_or(0)),
+        }
+    }
+    q
+}
+
+fn inflate(q: &mut [bool], w: usize) {
+    if w == 0 {
+        return;
+    }
+    let sel: Vec<usize> = (0..q.len()).filter(|&i| q[i]).collect();
+    for pair in sel.windows(2) {
+        if pair[1] - pair[0] <= w {
+            q[pair[0]..pair[1]].iter_mut().for_each(|x| *x = true);
+        }
+    }
+}
+
+/// The reference's `top_up`: in a batch every sequence pushes the same number of rows, so
+/// shorter sets are filled with their best unselected positions, canvas positions first (by
+/// window score), then the prompt by rollout importance.
+pub fn top_up(sets: &mut [Vec<bool>], importance: &[Vec<f64>], density: &[Vec<f64>], prompt_len: usize) {
+    let target = sets.iter().map(|s| s.iter().filter(|&&x| x).count()).max().unwrap_or(0);
+    if sets.iter().all(|s| s.iter().filter(|&&x| x).count() == target) {
+        return;
+    }
+    let combined: Vec<Vec<f64>> = sets
+        .iter()
+        .zip(importance)
+        .map(|(s, gi)| s.iter().zip(gi).map(|(&q, &x)| if q { f64::NEG_INFINITY } else { x }).collect())
+        .collect();
+    let max = combined.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    for (b, set) in sets.iter_mut().enumerate() {
+        let mut sc = combined[b].clone();
+        for (i, d) in density.get(b).map(|d| d.as_slice()).unwrap_or(&[]).iter().enumerate() {
+            sc[prompt_len + i] += max + d;
+        }
+        let have = set.iter().filter(|&&x| x).count();
+        let free = (0..set.len()).filter(|&i| !set[i]);
+        for i in top_k(&sc, free, target - have) {
+            set[i] = true;
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Shared helpers for tests that run shipped policies against the oracle fixtures.
+#![allow(dead_code)]
+
+use candle_core::{DType, Device};
+use d2c::compile::{compile, Source};
+use d2c::model::Llada;
+use d2c::plan::Plan;
+use serde_json::Value;
+use std::path::Path;
+
+pub fn tiny_model() -> Llada {
+    Llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &Device::Cpu).expect("tiny model loads")
+}
+
+pub fn trace(name: &str) -> Value {
+    let p = format!("tests/fixtures/traces/{name}.json");
+    serde_json::from_str(&std::fs::read_to_string(&p).expect("trace fixture")).expect("trace json")
+}
+
+pub fn plan(policy: &str, sets: &[String]) -> Plan {
+    let src = Source::read(&format!("policies/{policy}")).expect("policy file");
+    match compile(&src, sets, &mut |_, _| {}) {
+        Ok(c) => c.plan,
+        Err(f) => panic!("{policy} does not compile: {:?}", f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()),
+    }
+}
+
+/// The shipped policy and `--set` values that reproduce an oracle trace, read from the
+/// trace's own settings (not from its name).
+pub fn policy_for(t: &Value) -> (String, Vec<String>) {
+    let g = &t["generation"];
+    let mut sets = vec![format!("gen_length={}", g["gen_length"]), format!("block_length={}", g["block_length"]), format!("tokens_per_step={}", g["num_transfer_tokens"])];
+    // The reference turns the prior off with sigma None or 0 ("if sigma is not None and sigma > 0").
+    let sigma = g["sigma"].as_f64().filter(|s| *s > 0.0);
+    let cache = &t["cache"];
+    let policy = match cache["kind"].as_str() {
+        None => {
+            sets.push(format!("certainty_prior={}", sigma.is_some()));
+            if let Some(s) = sigma {
+                sets.push(format!("sigma={s}"));
+            }
+            "vanilla.pol"
+        }
+        Some("d2") => {
+            sets.push(format!("certainty_prior={}", sigma.is_some()));
+            if let Some(s) = sigma {
+                sets.push(format!("sigma={s}"));
+            }
+            sets.push(format!("cache_sigma={}", cache["sigma"]));
+            sets.push(format!("current_k={}", cache["current_k"]));
+            sets.push(format!("rollout_p={}", cache["rollout_p"]));
+            sets.push(format!("inflate_w={}", cache["inflate_w"]));
+            "d2cache.pol"
+        }
+        Some("prefix") if cache["use_dual"].as_bool() == Some(true) => "fast-dllm-dual.pol",
+        Some("prefix") => "fast-dllm-prefix.pol",
+        Some(other) => panic!("no shipped policy for cache kind {other}"),
+    };
+    (policy.to_string(), sets)
+}
+
+pub fn ids(v: &Value) -> Vec<Vec<u32>> {
+    v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()).collect()
+}
+
+pub fn num(v: &Value) -> f64 {
+    match v {
+        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        Value::String(s) if s == "inf" => f64::INFINITY,
+        other => other.as_f64().unwrap_or(f64::NAN),
+    }
+}

@@ -11,4 +11,5 @@ pub mod plan;
 pub mod runtime;
 pub mod syntax;
 pub mod check;
+pub mod cli;
 pub mod compile;

@@ -88,6 +88,9 @@ pub(crate) struct Ck<'a> {
     constraints: Vec<Constraint>,
     /// The `score = ...` of `decode`, which rules may refer to as `score`.
     named_score: Option<Score>,
+    /// Sections reported as misspelt (E002 with a did-you-mean), so that their absence is not
+    /// reported a second time as E008.
+    misspelt: HashSet<&'static str>,
 }
 
 const SECTIONS: &[&str] = &["schedule", "decode", "cache", "quirks"];
@@ -146,6 +149,9 @@ impl<'a> Ck<'a> {
                 }
                 None => {
                     let mut d = Diagnostic::error("E002", format!("unknown section `{}`", s.name.name), s.name.span, "not a section");
+                    if let Some(k) = SECTIONS.iter().find(|k| did_you_mean(&s.name.name, [**k]).is_some()) {
+                        self.misspelt.insert(k);
+                    }
                     d = d.with_help(did_you_mean(&s.name.name, SECTIONS.iter().copied()).unwrap_or_else(|| format!("sections are {}", SECTIONS.join(", "))));
                     if s.name.name == "layers" || s.name.name == "per_layer" {
                         d = d.with_note("per-layer refresh rules (dLLM-Cache) are a planned extension; see the README");
@@ -180,6 +186,9 @@ impl<'a> Ck<'a> {
     fn schedule(&mut self, s: Option<&'a Section>) -> Option<Schedule> {
         const KEYS: &[&str] = &["gen_length", "block_length", "tokens_per_step", "stop_at_eos", "temperature", "top_k", "top_p", "seed"];
         let Some(s) = s else {
+            if self.misspelt.contains("schedule") {
+                return None;
+            }
             self.err(Diagnostic::error("E008", "missing `schedule` section", self.file.name.span, "this policy has no schedule").with_help("add `schedule { gen_length = gen_length  block_length = block_length }`"));
             return None;
         };
@@ -240,7 +249,7 @@ impl<'a> Ck<'a> {
 
 /// Check `file` and lower it to a plan if it has no errors.
 pub fn check(file: &PolicyFile) -> Checked {
-    let mut ck = Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None };
+    let mut ck = Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None, misspelt: HashSet::new() };
     ck.declare_params();
     let secs = ck.sections();
     let schedule = ck.schedule(secs.get("schedule").copied());

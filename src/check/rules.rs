@@ -50,6 +50,9 @@ impl<'a> Ck<'a> {
 
     pub(super) fn decode(&mut self, s: Option<&'a Section>, per_step: Val) -> Option<Commit> {
         let Some(s) = s else {
+            if self.misspelt.contains("decode") {
+                return None;
+            }
             self.err(Diagnostic::error("E008", "missing `decode` section", self.file.name.span, "this policy never commits tokens").with_help("add `decode { commit top_n(tokens_per_step) by confidence within block }`"));
             return None;
         };
@@ -60,8 +63,10 @@ impl<'a> Ck<'a> {
         };
         self.named_score = score.clone();
         let mut commit: Option<Commit> = None;
+        let mut wrote_commit = false;
         for st in &s.stmts {
             let Stmt::Rule(r) = st else { continue };
+            wrote_commit |= r.head.name == "commit";
             if r.head.name != "commit" {
                 let h = did_you_mean(&r.head.name, ["commit"]).unwrap_or_else(|| "`decode` holds `score = ...` and one `commit` rule".into());
                 self.err(Diagnostic::error("E003", format!("unknown rule `{}` in `decode`", r.head.name), r.head.span, "not a decode rule").with_help(h));
@@ -76,7 +81,7 @@ impl<'a> Ck<'a> {
                 commit = Some(c);
             }
         }
-        if commit.is_none() && !self.diags.iter().any(|d| d.code == "E009" || d.code == "E010") {
+        if commit.is_none() && !wrote_commit {
             self.err(Diagnostic::error("E008", "`decode` has no commit rule", s.name.span, "in this section").with_help("add `commit top_n(tokens_per_step) by score within block`"));
         }
         commit

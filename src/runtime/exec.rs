@@ -45,6 +45,8 @@ pub struct Stats {
     /// Rows a no-cache decode of the same steps would push.
     pub full_rows: usize,
     pub generated_tokens: usize,
+    /// Approximate model FLOPs (matmuls only), for the ideal speedup of a cache.
+    pub flops: f64,
     pub model_time: Duration,
     pub policy_time: Duration,
     pub wall_time: Duration,
@@ -196,6 +198,7 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
             stats.full_forwards += full as usize;
             stats.query_rows += positions.iter().map(|x| x.len()).sum::<usize>();
             stats.full_rows += t * active.len();
+            stats.flops += active.len() as f64 * forward_flops(&info, positions[0].len(), t, nl);
 
             let mut rec = StepRecord {
                 step,
@@ -313,6 +316,14 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
     stats.steps = step;
     stats.wall_time = wall.elapsed();
     Ok(RunOutput { prompts: prompts.to_vec(), generated: canvas, steps: records, stats })
+}
+
+/// Matmul FLOPs of one sequence's forward: `rows` recomputed rows attending over `t` keys,
+/// `logit_rows` rows through the LM head.
+pub fn forward_flops(info: &crate::model::ModelInfo, rows: usize, t: usize, logit_rows: usize) -> f64 {
+    let (d, f, l) = (info.d_model as f64, info.mlp_hidden as f64, info.n_layers as f64);
+    let per_row = 2.0 * (4.0 * d * d + 3.0 * d * f) + 4.0 * t as f64 * d;
+    l * rows as f64 * per_row + 2.0 * logit_rows as f64 * d * info.logits_width as f64
 }
 
 /// An EOS has been committed and everything before the first EOS is decoded.

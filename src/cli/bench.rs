@@ -1,0 +1,132 @@
+//! `d2c bench`: several policies on the same model, prompt and settings, in one process, as
+//! one table (tokens/s, speedup and ideal speedup vs no-cache, forwards, rows, agreement).
+
+use super::{compile_or_report, load_model, model_dir, parse_ids, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
+use crate::compile::Source;
+use crate::model::DiffusionModel;
+use crate::runtime::{generate, RunOptions, RunOutput};
+use rand::{Rng, SeedableRng};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Model folder (default: the embedded tiny model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Policies, each `FILE` or `FILE:name=value,name=value` for per-policy settings.
+    #[arg(long, value_delimiter = ' ', num_args = 1.., default_values_t = ["policies/fast-dllm-prefix.pol".to_string(), "policies/fast-dllm-dual.pol".to_string(), "policies/d2cache.pol".to_string(), "policies/d2cache-fixed.pol".to_string()])]
+    policies: Vec<String>,
+    /// The no-cache baseline everything is compared with.
+    #[arg(long, default_value = "policies/vanilla.pol")]
+    baseline: String,
+    /// Random prompt of this many tokens (seeded), unless --prompt-ids is given.
+    #[arg(long, default_value_t = 128)]
+    prompt_len: usize,
+    #[arg(long = "prompt-ids")]
+    prompt_ids: Option<String>,
+    #[arg(long, default_value_t = 256)]
+    gen_length: usize,
+    #[arg(long, default_value_t = 32)]
+    block_length: usize,
+    /// Extra `name=value` for every policy (ignored by policies without that parameter).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print a Markdown table.
+    #[arg(long)]
+    markdown: bool,
+}
+
+struct Row {
+    name: String,
+    out: RunOutput,
+}
+
+pub fn run(a: BenchArgs) -> i32 {
+    match bench(a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<i32, String> {
+    let dir = model_dir(a.model.as_deref())?;
+    let (model, _) = load_model(&dir, a.dtype)?;
+    let info = model.info().clone();
+    let prompt = match &a.prompt_ids {
+        Some(s) => parse_ids(s)?,
+        None => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+            let hi = (info.mask_id.min(info.eos_id) as usize).min(info.logits_width).max(2);
+            (0..a.prompt_len).map(|_| rng.gen_range(1..hi) as u32).collect()
+        }
+    };
+    let mut rows = Vec::new();
+    for spec in std::iter::once(&a.baseline).chain(a.policies.iter()) {
+        let (file, extra) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+        let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
+        let file_ast = crate::syntax::parse(&src.text).map_err(|d| format!("{file}: {}", d.message))?;
+        let declared: Vec<String> = file_ast.params.iter().map(|p| p.name.name.clone()).collect();
+        let mut sets = vec![format!("gen_length={}", a.gen_length), format!("block_length={}", a.block_length)];
+        sets.extend(a.sets.iter().cloned());
+        sets.extend(extra.split(',').filter(|s| !s.is_empty()).map(String::from));
+        sets.retain(|s| s.split_once('=').is_some_and(|(k, _)| declared.iter().any(|d| d == k.trim())));
+        let compiled = match compile_or_report(&src, &sets, ErrorFormat::Human) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        };
+        eprintln!("running {spec} ...");
+        let out = generate(&model, &compiled.plan, std::slice::from_ref(&prompt), RunOptions::default()).map_err(|e| e.to_string())?;
+        rows.push(Row { name: spec.clone(), out });
+    }
+    print_table(&rows, &info, &a, prompt.len());
+    Ok(EXIT_OK)
+}
+
+fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prompt_len: usize) {
+    let base = &rows[0].out;
+    println!(
+        "model: {} layers, d_model {}, {} heads, mlp {}, vocab {}; prompt {prompt_len}, gen {}, block {}; {}",
+        info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length, a.block_length,
+        if a.dtype == Dtype::Bf16 { "bf16" } else { "f32" }
+    );
+    let header = ["policy", "tokens/s", "speedup", "ideal", "forwards", "rows/step", "recompute", "model %", "policy %", "same tokens"];
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    for r in rows {
+        let s = &r.out.stats;
+        let agree = r.out.generated[0].iter().zip(&base.generated[0]).filter(|(x, y)| x == y).count() as f64 / base.generated[0].len().max(1) as f64;
+        let wall = s.wall_time.as_secs_f64().max(1e-9);
+        lines.push(vec![
+            r.name.trim_start_matches("policies/").to_string(),
+            format!("{:.2}", s.tokens_per_s()),
+            format!("{:.2}x", s.tokens_per_s() / base.stats.tokens_per_s().max(1e-9)),
+            format!("{:.2}x", base.stats.flops / s.flops.max(1.0)),
+            s.forwards.to_string(),
+            format!("{:.1}", s.mean_rows_per_step()),
+            format!("{:.1}%", 100.0 * s.recompute_fraction()),
+            format!("{:.1}", 100.0 * s.model_time.as_secs_f64() / wall),
+            format!("{:.1}", 100.0 * s.policy_time.as_secs_f64() / wall),
+            format!("{:.1}%", 100.0 * agree),
+        ]);
+    }
+    if a.markdown {
+        println!("| {} |", header.join(" | "));
+        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        for l in &lines {
+            println!("| {} |", l.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..header.len()).map(|i| lines.iter().map(|l| l[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+        let fmt = |cells: Vec<String>| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths[i])).collect::<Vec<_>>().join("  ");
+        println!("{}", fmt(header.iter().map(|s| s.to_string()).collect()));
+        for l in lines {
+            println!("{}", fmt(l));
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The `d2c` binary: exit codes (0 ok, 1 policy invalid, 2 usage/IO/model error), one-line
+//! errors for bad input, and `--trace` reproducing an oracle trace from the command line.
+
+use std::process::{Command, Output};
+
+fn d2c(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_d2c")).args(args).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+const PROMPT: &str = "3,17,42,99,5,250,13,77,8,150,33,201";
+
+#[test]
+fn default_run_prints_text_and_summary() {
+    let o = d2c(&["run", "--prompt", "the city of music", "--gen-length", "16", "--block-length", "8"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
+    assert!(stderr(&o).contains("16 steps, 16 forwards"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_exit_codes() {
+    assert_eq!(d2c(&["check", "policies/d2cache.pol", "policies/vanilla.pol"]).status.code(), Some(0));
+    let o = d2c(&["check", "tests/invalid/e003_unknown_score.pol"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("e003_unknown_score.pol:8:22") && stderr(&o).contains("did you mean `confidence`?"), "{}", stderr(&o));
+    assert_eq!(d2c(&["check", "no/such/file.pol"]).status.code(), Some(2));
+    let o = d2c(&["check", "tests/invalid/e002_unknown_section.pol", "--error-format", "json"]);
+    let line = stderr(&o).lines().next().unwrap_or_default().to_string();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("json diagnostic");
+    assert_eq!(v["code"], "E002");
+}
+
+#[test]
+fn compile_yaml_uses_the_vector_rollout() {
+    let o = d2c(&["compile", "policies/d2cache.pol", "--emit", "yaml"]);
+    assert_eq!(o.status.code(), Some(0));
+    let y: serde_yaml::Value = serde_yaml::from_slice(&o.stdout).expect("yaml plan");
+    assert_eq!(y["needs"]["rollout"].as_str(), Some("vector"));
+    let o = d2c(&["compile", "policies/d2cache.pol", "--explain"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("after pass `rollout-vector-product`"));
+}
+
+#[test]
+fn bad_input_is_one_line_and_nonzero() {
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--prompt-ids", "1,x,3"], "not a token id"),
+        (vec!["run", "--prompt-ids", "1,2,999"], "outside the vocabulary"),
+        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "30", "--block-length", "8"], "does not divide"),
+        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "512", "--block-length", "512"], "max_sequence_length"),
+        (vec!["run", "--prompt-ids", "1,2", "--model", "no/such/dir"], "no/such/dir"),
+        (vec!["run", "--prompt-ids", "1,2", "--set", "gen_lenght=8"], "did you mean `gen_length`?"),
+    ];
+    for (args, needle) in cases {
+        let o = d2c(&args);
+        assert!(matches!(o.status.code(), Some(1) | Some(2)), "{args:?}: {:?}", o.status);
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn broken_model_folders_are_named() {
+    let dir = std::env::temp_dir().join(format!("d2c-broken-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), "{ not json").unwrap();
+    let o = d2c(&["run", "--prompt-ids", "1,2", "--model", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("config.json") && stderr(&o).contains("invalid config"), "{}", stderr(&o));
+    // a valid config with a checkpoint lacking a tensor
+    std::fs::copy("tests/fixtures/tiny-llada/config.json", dir.join("config.json")).unwrap();
+    let dev = candle_core::Device::Cpu;
+    let mut t = std::collections::HashMap::new();
+    t.insert("model.transformer.wte.weight".to_string(), candle_core::Tensor::zeros((300, 64), candle_core::DType::F32, &dev).unwrap());
+    candle_core::safetensors::save(&t, dir.join("model.safetensors")).unwrap();
+    let o = d2c(&["run", "--prompt-ids", "1,2", "--model", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing tensor `model.transformer.blocks.0.attn_norm.weight`"), "{}", stderr(&o));
+    // wrong shape
+    t.insert("model.transformer.wte.weight".to_string(), candle_core::Tensor::zeros((300, 32), candle_core::DType::F32, &dev).unwrap());
+    candle_core::safetensors::save(&t, dir.join("model.safetensors")).unwrap();
+    let o = d2c(&["run", "--prompt-ids", "1,2", "--model", dir.to_str().unwrap()]);
+    assert!(stderr(&o).contains("has shape [300, 32], expected [300, 64]"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn trace_flag_reproduces_an_oracle_trace() {
+    let out = std::env::temp_dir().join(format!("d2c-trace-{}.json", std::process::id()));
+    let o = d2c(&[
+        "run", "--model", "tests/fixtures/tiny-llada", "--policy", "policies/d2cache.pol", "--prompt-ids", PROMPT,
+        "--set", "gen_length=64", "--set", "block_length=64", "--set", "current_k=32", "--trace", out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/traces/d2cache_g64_b64_k32.json").unwrap()).unwrap();
+    assert_eq!(got["final_generated_ids"], want["final_generated_ids"]);
+    let (gs, ws) = (got["steps"].as_array().unwrap(), want["steps"].as_array().unwrap());
+    assert_eq!(gs.len(), ws.len());
+    for (g, w) in gs.iter().zip(ws) {
+        assert_eq!(g["query_positions"], w["query_positions"], "step {}", w["step"]);
+        let committed: Vec<u64> = g["committed"][0].as_array().unwrap().iter().map(|c| c[0].as_u64().unwrap()).collect();
+        let want_c: Vec<u64> = w["seqs"][0]["transfer_index"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+        assert_eq!(committed, want_c, "step {}", w["step"]);
+    }
+    let _ = std::fs::remove_file(&out);
+}

@@ -8,7 +8,7 @@ use super::scores::{eval, row_stat, DensityMemo, RowStat, Sampling, ScoreInputs}
 use super::select::{commit, CommitCount};
 use crate::error::{Error, Result};
 use crate::model::{DiffusionModel, ForwardRequest};
-use crate::plan::{CommitRule, FullWhen, Plan, RolloutMode, Val};
+use crate::plan::{CommitRule, FullWhen, Plan, RolloutMode, RowOp, Score, Val, Window};
 use rand::SeedableRng;
 use std::time::{Duration, Instant};
 
@@ -145,6 +145,7 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
     let mut stats = Stats::default();
     let mut records = Vec::new();
     let rollout = plan.needs.rollout;
+    let fresh_outside = fresh_stats_outside_block(plan);
     let mut step = 0usize;
 
     for blk in 0..g / cfg.block {
@@ -177,7 +178,18 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
                 .zip(&positions)
                 .map(|(&s, pos)| pos.iter().map(|&i| if i < p { prompts[s][i] } else { canvas[s][i - p] }).collect())
                 .collect();
-            let mut logit_rows: Vec<Vec<usize>> = positions.iter().map(|pos| (0..pos.len()).filter(|&r| pos[r] >= p).collect()).collect();
+            // Logits only where a rule reads them: masked rows of the current block, and every
+            // recomputed masked row while the confidence cache or an out-of-block rule needs it.
+            let mut logit_rows: Vec<Vec<usize>> = active
+                .iter()
+                .zip(&positions)
+                .map(|(&s, pos)| {
+                    let all = fresh_outside || (plan.needs.confidence_cache && (!cfg.frozen || conf_cache[s].is_none()));
+                    (0..pos.len())
+                        .filter(|&r| pos[r] >= p && canvas[s][pos[r] - p] == mask && (all || (pos[r] - p >= bs && pos[r] - p < be)))
+                        .collect()
+                })
+                .collect();
             let nl = logit_rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
             let real_nl: Vec<usize> = logit_rows.iter().map(|r| r.len()).collect();
             for r in logit_rows.iter_mut() {
@@ -324,6 +336,16 @@ pub fn forward_flops(info: &crate::model::ModelInfo, rows: usize, t: usize, logi
     let (d, f, l) = (info.d_model as f64, info.mlp_hidden as f64, info.n_layers as f64);
     let per_row = 2.0 * (4.0 * d * d + 3.0 * d * f) + 4.0 * t as f64 * d;
     l * rows as f64 * per_row + 2.0 * logit_rows as f64 * d * info.logits_width as f64
+}
+
+/// Some refresh rule ranks rows outside the current block by this step's row statistics.
+fn fresh_stats_outside_block(plan: &Plan) -> bool {
+    plan.refresh.rows.iter().any(|r| match &r.op {
+        RowOp::MaskedTopK { score, window, .. } => {
+            !matches!(window, Window::Block) && score.uses(|s| matches!(s, Score::Confidence | Score::Margin | Score::NegEntropy))
+        }
+        _ => false,
+    })
 }
 
 /// An EOS has been committed and everything before the first EOS is decoded.

@@ -13,3 +13,5 @@ pub mod syntax;
 pub mod check;
 pub mod cli;
 pub mod compile;
+pub mod eval;
+pub mod train;

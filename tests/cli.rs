@@ -14,11 +14,36 @@ fn stderr(o: &Output) -> String {
 const PROMPT: &str = "3,17,42,99,5,250,13,77,8,150,33,201";
 
 #[test]
-fn default_run_prints_text_and_summary() {
-    let o = d2c(&["run", "--prompt", "the city of music", "--gen-length", "16", "--block-length", "8"]);
+fn default_run_answers_the_readme_prompt() {
+    // The README's first command, on the embedded trained model.
+    let o = d2c(&["run", "--prompt", "27 + 58 ="]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(!String::from_utf8_lossy(&o.stdout).trim().is_empty());
-    assert!(stderr(&o).contains("16 steps, 16 forwards"), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "085");
+    assert!(stderr(&o).contains("12 steps, 12 forwards"), "{}", stderr(&o));
+    let o = d2c(&["run", "--prompt", "the city of music", "--gen-length", "16", "--block-length", "8", "--policy", "policies/d2cache.pol"]);
+    assert_eq!(o.status.code(), Some(0), "unknown words become [UNK], not a crash: {}", stderr(&o));
+}
+
+#[test]
+fn eval_prints_one_row_per_policy() {
+    let o = d2c(&["eval", "--tasks", "tasks/heldout.jsonl", "--limit", "14", "--policy", "policies/vanilla.pol", "--policy", "policies/d2cache.pol"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("14 tasks") && out.contains("vanilla.pol") && out.contains("d2cache.pol") && out.contains("accuracy"), "{out}");
+}
+
+#[test]
+fn eval_names_the_bad_line_of_a_tasks_file() {
+    let dir = std::env::temp_dir().join(format!("d2c-cli-tasks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.jsonl");
+    std::fs::write(&f, "{\"prompt\": \"1 + 1 =\", \"answer\": \"2\"}\n{\"prompt\": \"oops\"}\n").unwrap();
+    let o = d2c(&["eval", "--tasks", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.jsonl:2:") && stderr(&o).contains("answer"), "{}", stderr(&o));
+    let o = d2c(&["eval", "--tasks", "no/such/tasks.jsonl"]);
+    assert_eq!(o.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

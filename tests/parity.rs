@@ -74,6 +74,19 @@ fn compare(name: &str, t: &Value, out: &RunOutput) -> Vec<String> {
                 }
             }
         }
+        if let Some(layers) = ws["dllm_layers"].as_array() {
+            for lw in layers {
+                let l = lw["layer"].as_u64().unwrap() as usize;
+                let mut want: Vec<usize> = lw["refresh_index"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+                let mut have = got.layer_rows[0].get(l).cloned().unwrap_or_default();
+                want.sort();
+                have.sort();
+                if have != want {
+                    bad.push(format!("{name} step {step} layer {l}: recomputed rows {have:?}, oracle {want:?}"));
+                    break;
+                }
+            }
+        }
         if let Some(gi) = ws["d2cache"]["global_importance"].as_array() {
             for (b, w) in gi.iter().enumerate() {
                 for (j, x) in w.as_array().unwrap().iter().enumerate() {
@@ -125,6 +138,9 @@ parity! {
     d2cache_g32_b32_k8 => "d2cache_g32_b32_k8",
     d2cache_g32_b32_k32 => "d2cache_g32_b32_k32",
     d2cache_g64_b64_k32 => "d2cache_g64_b64_k32",
+    dllm_g32_b8_kp8_kr3_rou0_25 => "dllm_g32_b8_kp8_kr3_rou0.25",
+    dllm_g32_b8_kp8_kr3_rou0 => "dllm_g32_b8_kp8_kr3_rou0",
+    dllm_g64_b32_kp50_kr7_rou0_25 => "dllm_g64_b32_kp50_kr7_rou0.25",
     d2cache_g32_b8_k4_inflate4_nosigma => "d2cache_g32_b8_k4_inflate4_nosigma",
     d2cache_g32_b32_k8_batch2 => "d2cache_g32_b32_k8_batch2",
     prefix_g32_b8 => "prefix_g32_b8",
@@ -144,4 +160,16 @@ fn parity_report_catches_a_divergent_policy() {
     let bad = compare("fixed-vs-reference", &t, &out);
     assert!(!bad.is_empty(), "the corrected policy should not reproduce the reference trace");
     assert!(bad[0].contains("step"), "{}", bad[0]);
+}
+
+/// The per-layer comparison can fail too: without the adaptive refresh, the layer row sets
+/// differ from the first step that is not a full refresh.
+#[test]
+fn parity_report_catches_a_divergent_layer_schedule() {
+    let t = trace("dllm_g32_b8_kp8_kr3_rou0.25");
+    let (policy, mut sets) = policy_for(&t);
+    sets.push("value_ratio=0".into());
+    let out = generate(&tiny_model(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let bad = compare("no-adaptive-vs-reference", &t, &out);
+    assert!(bad.iter().any(|b| b.contains("step 1 layer 1: recomputed rows []")), "{bad:?}");
 }

@@ -8,7 +8,7 @@ mod rules;
 mod values;
 
 use crate::diag::{did_you_mean, Diagnostic};
-use crate::plan::{Commit, CommitRule, Needs, Plan, Quirks, Refresh, Schedule, Score, Val};
+use crate::plan::{Commit, CommitRule, Layers, Needs, Plan, Quirks, Refresh, Schedule, Score, Val};
 use crate::syntax::{Expr, PolicyFile, Section, Span, Stmt};
 use std::collections::{BTreeMap, HashSet};
 
@@ -93,7 +93,7 @@ pub(crate) struct Ck<'a> {
     misspelt: HashSet<&'static str>,
 }
 
-const SECTIONS: &[&str] = &["schedule", "decode", "cache", "quirks"];
+const SECTIONS: &[&str] = &["schedule", "decode", "cache", "layers", "quirks"];
 
 impl<'a> Ck<'a> {
     fn err(&mut self, d: Diagnostic) {
@@ -153,9 +153,6 @@ impl<'a> Ck<'a> {
                         self.misspelt.insert(k);
                     }
                     d = d.with_help(did_you_mean(&s.name.name, SECTIONS.iter().copied()).unwrap_or_else(|| format!("sections are {}", SECTIONS.join(", "))));
-                    if s.name.name == "layers" || s.name.name == "per_layer" {
-                        d = d.with_note("per-layer refresh rules (dLLM-Cache) are a planned extension; see the README");
-                    }
                     self.err(d);
                 }
             }
@@ -247,6 +244,41 @@ impl<'a> Ck<'a> {
     }
 }
 
+impl<'a> Ck<'a> {
+    fn layers(&mut self, s: Option<&'a Section>, has_cache: bool) -> Option<Layers> {
+        const KEYS: &[&str] = &["prompt_every", "response_every", "adaptive_ratio", "first_layer_full"];
+        let s = s?;
+        for st in &s.stmts {
+            if let Stmt::Rule(r) = st {
+                self.err(Diagnostic::error("E010", "`layers` holds settings (`name = value`), not rules", r.span, "not a setting").with_help("e.g. `response_every = kr`"));
+            }
+        }
+        if has_cache {
+            self.err(
+                Diagnostic::error("E009", "a policy either selects rows per step (`cache`) or per layer (`layers`), not both", s.name.span, "second cache mechanism")
+                    .with_help("keep one of the two sections"),
+            );
+        }
+        let a = self.assigns(s, KEYS);
+        let mut get = |key: &str, ty: Ty, bound: Option<Bound>, default: Option<Val>| -> Option<Val> {
+            match (a.get(key), bound) {
+                (Some(e), Some(b)) => self.bounded(e, ty, key, b),
+                (Some(e), None) => self.value(e, ty, key),
+                (None, _) if default.is_some() => default,
+                (None, _) => {
+                    self.err(Diagnostic::error("E008", format!("`layers` must set `{key}`"), s.name.span, "in this section").with_help(format!("add `{key} = ...`")));
+                    None
+                }
+            }
+        };
+        let prompt_every = get("prompt_every", Ty::Int, Some(Bound::AtLeast(1.0)), None);
+        let response_every = get("response_every", Ty::Int, Some(Bound::AtLeast(1.0)), None);
+        let adaptive_ratio = get("adaptive_ratio", Ty::Float, Some(Bound::Unit), Some(Val::Float(0.0)));
+        let first_layer_full = get("first_layer_full", Ty::Bool, None, Some(Val::Bool(true)));
+        Some(Layers { prompt_every: prompt_every?, response_every: response_every?, adaptive_ratio: adaptive_ratio?, first_layer_full: first_layer_full?, span: s.name.span })
+    }
+}
+
 /// Check `file` and lower it to a plan if it has no errors.
 pub fn check(file: &PolicyFile) -> Checked {
     let mut ck = Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None, misspelt: HashSet::new() };
@@ -257,6 +289,7 @@ pub fn check(file: &PolicyFile) -> Checked {
     let commit = ck.decode(secs.get("decode").copied(), per_step);
     let refresh = ck.cache(secs.get("cache").copied());
     let has_cache = refresh.as_ref().is_some_and(|r| !r.rows.is_empty());
+    let layers = ck.layers(secs.get("layers").copied(), has_cache);
     let quirks = ck.quirks(secs.get("quirks").copied(), has_cache);
     for p in &file.params {
         if ck.params.contains_key(&p.name.name) && !ck.used.contains(&p.name.name) {
@@ -273,6 +306,7 @@ pub fn check(file: &PolicyFile) -> Checked {
             commit,
             refresh,
             quirks,
+            layers,
             needs: Needs::default(),
         }),
         _ => None,

@@ -14,8 +14,17 @@ pub struct BenchArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Policies, each `FILE` or `FILE:name=value,name=value` for per-policy settings.
-    #[arg(long, value_delimiter = ' ', num_args = 1.., default_values_t = ["policies/fast-dllm-prefix.pol".to_string(), "policies/fast-dllm-dual.pol".to_string(), "policies/d2cache.pol".to_string(), "policies/d2cache-fixed.pol".to_string()])]
+    /// Default: the cache policies, or with --tasks every shipped policy.
+    #[arg(long, value_delimiter = ' ', num_args = 1..)]
     policies: Vec<String>,
+    /// Accuracy mode: decode every task of this `.jsonl` file with every policy and report
+    /// exact-match accuracy next to speed (gen/block length from the model's generation_config.json
+    /// unless --gen-length/--block-length are given).
+    #[arg(long)]
+    tasks: Option<PathBuf>,
+    /// With --tasks: only the first N tasks.
+    #[arg(long)]
+    limit: Option<usize>,
     /// The no-cache baseline everything is compared with.
     #[arg(long, default_value = "policies/vanilla.pol")]
     baseline: String,
@@ -24,10 +33,12 @@ pub struct BenchArgs {
     prompt_len: usize,
     #[arg(long = "prompt-ids")]
     prompt_ids: Option<String>,
-    #[arg(long, default_value_t = 256)]
-    gen_length: usize,
-    #[arg(long, default_value_t = 32)]
-    block_length: usize,
+    /// Default 256 (prompt mode).
+    #[arg(long)]
+    gen_length: Option<usize>,
+    /// Default 32 (prompt mode).
+    #[arg(long)]
+    block_length: Option<usize>,
     /// Extra `name=value` for every policy (ignored by policies without that parameter).
     #[arg(long = "set")]
     sets: Vec<String>,
@@ -55,7 +66,32 @@ pub fn run(a: BenchArgs) -> i32 {
     }
 }
 
-fn bench(a: BenchArgs) -> Result<i32, String> {
+const CACHE_POLICIES: [&str; 4] = ["policies/fast-dllm-prefix.pol", "policies/fast-dllm-dual.pol", "policies/d2cache.pol", "policies/d2cache-fixed.pol"];
+const ALL_POLICIES: [&str; 8] = [
+    "policies/vanilla.pol:certainty_prior=true",
+    "policies/parallel.pol",
+    "policies/parallel-factor.pol",
+    "policies/fast-dllm-prefix.pol",
+    "policies/fast-dllm-dual.pol",
+    "policies/d2cache.pol",
+    "policies/d2cache-fixed.pol",
+    "policies/dllm-cache.pol",
+];
+
+fn bench(mut a: BenchArgs) -> Result<i32, String> {
+    if let Some(tasks) = a.tasks.clone() {
+        if a.policies.is_empty() {
+            a.policies = ALL_POLICIES.iter().map(|s| s.to_string()).collect();
+        }
+        let specs: Vec<String> = std::iter::once(a.baseline.clone()).chain(a.policies.iter().cloned()).collect();
+        let mut sets: Vec<String> = a.gen_length.map(|g| format!("gen_length={g}")).into_iter().chain(a.block_length.map(|b| format!("block_length={b}"))).collect();
+        sets.extend(a.sets.iter().cloned());
+        return super::eval::eval_table(a.model.as_deref(), &tasks, &specs, &sets, a.limit, a.dtype, false, a.markdown);
+    }
+    if a.policies.is_empty() {
+        a.policies = CACHE_POLICIES.iter().map(|s| s.to_string()).collect();
+    }
+    let (gen_length, block_length) = (a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32));
     let dir = model_dir(a.model.as_deref())?;
     let (model, _) = load_model(&dir, a.dtype)?;
     let info = model.info().clone();
@@ -73,7 +109,7 @@ fn bench(a: BenchArgs) -> Result<i32, String> {
         let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
         let file_ast = crate::syntax::parse(&src.text).map_err(|d| format!("{file}: {}", d.message))?;
         let declared: Vec<String> = file_ast.params.iter().map(|p| p.name.name.clone()).collect();
-        let mut sets = vec![format!("gen_length={}", a.gen_length), format!("block_length={}", a.block_length)];
+        let mut sets = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];
         sets.extend(a.sets.iter().cloned());
         sets.extend(extra.split(',').filter(|s| !s.is_empty()).map(String::from));
         sets.retain(|s| s.split_once('=').is_some_and(|(k, _)| declared.iter().any(|d| d == k.trim())));
@@ -93,7 +129,7 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
     let base = &rows[0].out;
     println!(
         "model: {} layers, d_model {}, {} heads, mlp {}, vocab {}; prompt {prompt_len}, gen {}, block {}; {}",
-        info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length, a.block_length,
+        info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32),
         if a.dtype == Dtype::Bf16 { "bf16" } else { "f32" }
     );
     let header = ["policy", "tokens/s", "speedup", "ideal", "forwards", "rows/step", "recompute", "model %", "policy %", "same tokens"];

@@ -47,13 +47,7 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
     // candle's CPU generator cannot be seeded, so draw N(0, 0.02) with a seeded StdRng.
     let rng = std::cell::RefCell::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(a.seed));
     let rnd = |r: usize, c: usize| -> Result<Tensor, String> {
-        let mut g = rng.borrow_mut();
-        let data: Vec<f32> = (0..r * c)
-            .map(|_| {
-                let (u1, u2): (f64, f64) = (rand::Rng::gen_range(&mut *g, 1e-12..1.0), rand::Rng::gen(&mut *g));
-                (0.02 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-            })
-            .collect();
+        let data = crate::train::net::seeded_normal(&mut *rng.borrow_mut(), r * c, 0.02);
         Tensor::from_vec(data, (r, c), &dev).map_err(|e| e.to_string())
     };
     let mut t: HashMap<String, Tensor> = HashMap::new();

@@ -4,8 +4,11 @@
 mod bench;
 mod check;
 mod compile;
+mod eval;
 mod make_model;
 mod run;
+mod tasks;
+mod train;
 
 use crate::compile::{compile as compile_policy, Compiled, Source};
 use crate::diag::{render, to_json, Diagnostic};
@@ -21,10 +24,12 @@ pub const EXIT_ERROR: i32 = 2;
 
 /// The default policy and model, compiled into the binary so `d2c run` works anywhere.
 pub const DEFAULT_POLICY: (&str, &str) = ("policies/vanilla.pol", include_str!("../../policies/vanilla.pol"));
-const EMBEDDED_MODEL: [(&str, &[u8]); 3] = [
-    ("config.json", include_bytes!("../../models/tiny-llada/config.json")),
-    ("model.safetensors", include_bytes!("../../models/tiny-llada/model.safetensors")),
-    ("tokenizer.json", include_bytes!("../../models/tiny-llada/tokenizer.json")),
+/// The trained tiny model (`d2c train`, see README), so a first run needs no download.
+const EMBEDDED_MODEL: [(&str, &[u8]); 4] = [
+    ("config.json", include_bytes!("../../models/tiny-tasks/config.json")),
+    ("generation_config.json", include_bytes!("../../models/tiny-tasks/generation_config.json")),
+    ("model.safetensors", include_bytes!("../../models/tiny-tasks/model.safetensors")),
+    ("tokenizer.json", include_bytes!("../../models/tiny-tasks/tokenizer.json")),
 ];
 
 #[derive(Parser)]
@@ -46,6 +51,12 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Write a randomly initialised LLaDA-shaped checkpoint (for benchmarks).
     MakeModel(make_model::MakeModelArgs),
+    /// Train the tiny masked-diffusion model on the synthetic task language.
+    Train(train::TrainArgs),
+    /// Exact-match accuracy, tokens/s and forwards of policies on a tasks file.
+    Eval(eval::EvalArgs),
+    /// Write examples of the synthetic task language as JSON lines.
+    Tasks(tasks::TasksArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]
@@ -76,6 +87,9 @@ pub fn main() -> i32 {
         Cmd::Compile(a) => compile::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::MakeModel(a) => make_model::run(a),
+        Cmd::Train(a) => train::run(a),
+        Cmd::Eval(a) => eval::run(a),
+        Cmd::Tasks(a) => tasks::run(a),
     }
 }
 
@@ -92,7 +106,9 @@ pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = arg {
         return Ok(p.to_path_buf());
     }
-    let dir = std::env::temp_dir().join(format!("d2c-embedded-{}", env!("CARGO_PKG_VERSION")));
+    // Keyed by a hash of the contents, so a rebuilt binary never reuses another model's files.
+    let hash = EMBEDDED_MODEL.iter().flat_map(|(_, b)| b.iter()).fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3));
+    let dir = std::env::temp_dir().join(format!("d2c-embedded-{hash:016x}"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for (name, bytes) in EMBEDDED_MODEL {
         let p = dir.join(name);
@@ -111,9 +127,27 @@ pub fn load_model(dir: &Path, dtype: Dtype) -> Result<(Llada, Option<TextTokeniz
     Ok((model, tok))
 }
 
+pub fn default_policy() -> Source {
+    Source { path: DEFAULT_POLICY.0.into(), text: DEFAULT_POLICY.1.into() }
+}
+
+/// Decode settings a model folder suggests in `generation_config.json` (`max_new_tokens` as
+/// gen_length, `block_length`), as `name=value` for the parameters `src` declares. They come
+/// before the user's `--set`s, which win.
+pub fn model_defaults(dir: &Path, src: &Source) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) else { return vec![] };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+    let declared: Vec<String> = crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default();
+    [("max_new_tokens", "gen_length"), ("block_length", "block_length")]
+        .iter()
+        .filter(|(_, param)| declared.iter().any(|d| d == param))
+        .filter_map(|(key, param)| v.get(key).and_then(|x| x.as_u64()).map(|n| format!("{param}={n}")))
+        .collect()
+}
+
 pub fn read_policy(path: Option<&Path>) -> Result<Source, String> {
     match path {
-        None => Ok(Source { path: DEFAULT_POLICY.0.into(), text: DEFAULT_POLICY.1.into() }),
+        None => Ok(default_policy()),
         Some(p) => Source::read(&p.to_string_lossy()).map_err(|e| format!("{}: {e}", p.display())),
     }
 }

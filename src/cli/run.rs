@@ -1,6 +1,6 @@
 //! `d2c run`: decode prompts with a policy and print the text and a one-line summary.
 
-use super::{compile_or_report, load_model, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
+use super::{compile_or_report, load_model, model_defaults, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
 use crate::model::DiffusionModel;
 use crate::runtime::{generate, trace, RunOptions};
 use std::path::PathBuf;
@@ -69,7 +69,8 @@ pub fn run(a: RunArgs) -> i32 {
 
 fn run_inner(a: RunArgs) -> Result<i32, String> {
     let src = read_policy(a.policy.as_deref())?;
-    let mut sets = Vec::new();
+    let dir = model_dir(a.model.as_deref())?;
+    let mut sets = model_defaults(&dir, &src);
     if let Some(g) = a.gen_length {
         sets.push(format!("gen_length={g}"));
     }
@@ -102,7 +103,6 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let dir = model_dir(a.model.as_deref())?;
     let (model, tok) = load_model(&dir, a.dtype)?;
     let mut prompts: Vec<Vec<u32>> = Vec::new();
     for p in &a.prompt {

@@ -4,7 +4,9 @@
 use super::config::LladaConfig;
 use super::kv::KvStore;
 use super::load::Weights;
-use super::{DiffusionModel, ForwardOutput, ForwardRequest, ModelInfo};
+use super::{DiffusionModel, ForwardOutput, ForwardRequest, LayerCache, LayeredOutput, LayeredRequest, ModelInfo};
+
+mod layered;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::Linear;
@@ -127,7 +129,7 @@ impl Llada {
     }
 }
 
-fn rope_tables(max_len: usize, hd: usize, theta: f64, dev: &Device) -> Result<(Tensor, Tensor)> {
+pub(crate) fn rope_tables(max_len: usize, hd: usize, theta: f64, dev: &Device) -> Result<(Tensor, Tensor)> {
     let half = hd / 2;
     let mut cos = Vec::with_capacity(max_len * half);
     let mut sin = Vec::with_capacity(max_len * half);
@@ -153,6 +155,14 @@ impl DiffusionModel for Llada {
             return Err(Error::input(format!("sequence length {len} exceeds max_sequence_length {}", self.cfg.max_sequence_length)));
         }
         KvStore::new(self.cfg.n_layers, batch, self.cfg.kv_heads(), len, self.cfg.head_dim(), self.dtype, &self.device)
+    }
+
+    fn new_layer_cache(&self, batch: usize, len: usize) -> Result<LayerCache> {
+        self.layer_cache(batch, len)
+    }
+
+    fn forward_layered(&self, req: &LayeredRequest, kv: &mut KvStore, cache: &mut LayerCache) -> Result<LayeredOutput> {
+        self.layered(req, kv, cache)
     }
 
     fn forward(&self, req: &ForwardRequest, kv: &mut KvStore) -> Result<ForwardOutput> {

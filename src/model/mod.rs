@@ -67,9 +67,59 @@ pub struct ForwardOutput {
     pub attention: Vec<Tensor>,
 }
 
+/// Which response rows one layer recomputes in a [`LayeredRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseRows {
+    None,
+    All,
+    /// The `k` response rows whose fresh value vectors have the lowest cosine similarity to
+    /// the cached ones; the fresh values of *all* response rows are written to the cache.
+    LeastSimilarValues(usize),
+}
+
+/// The rows one layer recomputes: the prompt (all or none) and some response rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerRows {
+    pub prompt: bool,
+    pub response: ResponseRows,
+}
+
+/// A forward in which every row's hidden state flows through every layer, but each layer
+/// recomputes attention and FFN only for its own rows; the other rows add their cached layer
+/// outputs (dLLM-Cache, Liu et al. 2025).
+#[derive(Debug, Clone)]
+pub struct LayeredRequest {
+    /// All rows of every sequence (prompt then canvas), equal lengths.
+    pub ids: Vec<Vec<u32>>,
+    pub prompt_len: usize,
+    /// One entry per layer.
+    pub layers: Vec<LayerRows>,
+}
+
+pub struct LayeredOutput {
+    /// (B, T - prompt_len, logits_width): logits of every canvas row.
+    pub logits: Tensor,
+    /// Per layer, per sequence: the absolute positions recomputed, in query order.
+    pub refreshed: Vec<Vec<Vec<usize>>>,
+}
+
 pub trait DiffusionModel {
     fn info(&self) -> &ModelInfo;
     /// A zeroed K/V store for `batch` sequences of `len` positions.
     fn new_kv_store(&self, batch: usize, len: usize) -> Result<KvStore>;
     fn forward(&self, req: &ForwardRequest, kv: &mut KvStore) -> Result<ForwardOutput>;
+    /// Zeroed per-layer attention/FFN output caches for [`DiffusionModel::forward_layered`].
+    fn new_layer_cache(&self, _batch: usize, _len: usize) -> Result<LayerCache> {
+        Err(crate::error::Error::Other(format!("{} does not support per-layer caches", self.info().arch)))
+    }
+    fn forward_layered(&self, _req: &LayeredRequest, _kv: &mut KvStore, _cache: &mut LayerCache) -> Result<LayeredOutput> {
+        Err(crate::error::Error::Other(format!("{} does not support per-layer caches", self.info().arch)))
+    }
+}
+
+/// Per-layer outputs of the attention and FFN sub-blocks for every row, (B, T, d_model) each;
+/// owned by the decoder like the [`KvStore`].
+pub struct LayerCache {
+    pub(crate) attn: Vec<Tensor>,
+    pub(crate) ffn: Vec<Tensor>,
 }

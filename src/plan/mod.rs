@@ -210,6 +210,23 @@ pub struct Quirks {
     pub window_rounds_to_masked: Val,
 }
 
+/// dLLM-Cache's per-layer refresh schedule (the `layers` section). Every row flows through
+/// every layer; a layer recomputes attention and FFN for the rows due, and the others reuse
+/// that layer's cached outputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Layers {
+    /// Recompute the prompt rows every this many forwards.
+    pub prompt_every: Val,
+    /// Recompute all canvas rows every this many forwards.
+    pub response_every: Val,
+    /// On the other forwards, recompute this fraction of the canvas rows: those whose fresh
+    /// value vectors are least similar to the cached ones (0 = none).
+    pub adaptive_ratio: Val,
+    /// Layer 0 recomputes every row at every forward.
+    pub first_layer_full: Val,
+    pub span: Span,
+}
+
 /// What the runtime must compute, derived by the analysis pass.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Needs {
@@ -230,6 +247,8 @@ pub struct Plan {
     pub commit: Commit,
     pub refresh: Refresh,
     pub quirks: Quirks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Layers>,
     pub needs: Needs,
 }
 

@@ -108,6 +108,11 @@ impl Pass for FoldConstants {
         for v in [&mut q.frozen_confidence_cache, &mut q.stale_rows_are_candidates, &mut q.window_rounds_to_masked] {
             c |= fold(v, values);
         }
+        if let Some(l) = plan.layers.as_mut() {
+            for v in [&mut l.prompt_every, &mut l.response_every, &mut l.adaptive_ratio, &mut l.first_layer_full] {
+                c |= fold(v, values);
+            }
+        }
         for (k, v) in plan.params.iter_mut() {
             if let Some(x) = values.get(k) {
                 if v != x {

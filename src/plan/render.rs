@@ -39,7 +39,7 @@ pub fn to_text(p: &Plan) -> String {
     };
     o += &format!("  {:<15} {} by {} within block  @{}:{}\n", "commit", rule, score(&p.commit.score), p.commit.span.line, p.commit.span.col);
     if p.refresh.rows.is_empty() && p.refresh.full.is_empty() {
-        o += "  refresh         full every step (no cache)\n";
+        o += if p.layers.is_some() { "  refresh         every row every step, per-layer outputs cached (see layers)\n" } else { "  refresh         full every step (no cache)\n" };
     }
     for f in &p.refresh.full {
         let w = match &f.when {
@@ -80,6 +80,12 @@ pub fn to_text(p: &Plan) -> String {
         "  quirks          frozen_confidence_cache={} stale_rows_are_candidates={} window_rounds_to_masked={}\n",
         v(&q.frozen_confidence_cache), v(&q.stale_rows_are_candidates), v(&q.window_rounds_to_masked)
     );
+    if let Some(l) = &p.layers {
+        o += &format!(
+            "  {:<15} prompt every {}, response every {}, adaptive ratio {}, first layer full {}  @{}:{}\n",
+            "layers", v(&l.prompt_every), v(&l.response_every), v(&l.adaptive_ratio), v(&l.first_layer_full), l.span.line, l.span.col
+        );
+    }
     let n = &p.needs;
     o += &format!(
         "  needs           attention_rows={} rollout={} density={} confidence_cache={} margin={} entropy={}\n",

@@ -5,9 +5,10 @@
 use super::rollout::{importance_dense, importance_vector};
 use super::rows::{select_rows, top_up, window_scores, StepView};
 use super::scores::{eval, row_stat, DensityMemo, RowStat, Sampling, ScoreInputs};
+use super::layers::{account_layered, layer_spec};
 use super::select::{commit, CommitCount};
 use crate::error::{Error, Result};
-use crate::model::{DiffusionModel, ForwardRequest};
+use crate::model::{DiffusionModel, ForwardRequest, LayeredRequest};
 use crate::plan::{CommitRule, FullWhen, Plan, RolloutMode, RowOp, Score, Val, Window};
 use rand::SeedableRng;
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ pub struct StepRecord {
     pub select_scores: Vec<Vec<f64>>,
     pub importance: Vec<Vec<f64>>,
     pub next_query_positions: Vec<Vec<usize>>,
+    /// Layered (dLLM-Cache) forwards: per sequence, per layer, the rows recomputed.
+    pub layer_rows: Vec<Vec<Vec<usize>>>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -47,16 +50,23 @@ pub struct Stats {
     pub generated_tokens: usize,
     /// Approximate model FLOPs (matmuls only), for the ideal speedup of a cache.
     pub flops: f64,
+    /// Layered forwards: rows recomputed summed over layers, and layers x rows available.
+    pub layer_rows: usize,
+    pub layer_slots: usize,
     pub model_time: Duration,
     pub policy_time: Duration,
     pub wall_time: Duration,
 }
 
 impl Stats {
+    /// Rows recomputed per forward; for layered forwards, the layer-averaged count.
     pub fn mean_rows_per_step(&self) -> f64 {
-        self.query_rows as f64 / self.forwards.max(1) as f64
+        self.full_rows as f64 * self.recompute_fraction() / self.forwards.max(1) as f64
     }
     pub fn recompute_fraction(&self) -> f64 {
+        if self.layer_slots > 0 {
+            return self.layer_rows as f64 / self.layer_slots as f64;
+        }
         self.query_rows as f64 / self.full_rows.max(1) as f64
     }
     pub fn tokens_per_s(&self) -> f64 {
@@ -117,7 +127,7 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
     let wall = Instant::now();
     let cfg = setup(plan)?;
     let info = model.info().clone();
-    if info.logits_shifted && plan.has_cache() {
+    if info.logits_shifted && (plan.has_cache() || plan.layers.is_some()) {
         return Err(Error::Other("cache policies for shifted-logit models (Dream) are not implemented yet".into()));
     }
     let b = prompts.len();
@@ -136,6 +146,10 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
     let width = info.logits_width;
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let mut kv = model.new_kv_store(b, t)?;
+    let mut layer_cache = match &plan.layers {
+        Some(_) => Some(model.new_layer_cache(b, t)?),
+        None => None,
+    };
     let mut canvas: Vec<Vec<u32>> = vec![vec![mask; g]; b];
     let mut conf_cache: Vec<Option<Vec<f64>>> = vec![None; b];
     let mut next_q: Vec<Option<Vec<bool>>> = vec![None; b];
@@ -200,17 +214,37 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
             stats.policy_time += pol_start.elapsed();
 
             let m_start = Instant::now();
-            let req = ForwardRequest { ids, positions: positions.clone(), logit_rows: logit_rows.clone(), want_attention };
-            let out = model.forward(&req, &mut kv)?;
-            let logits: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
-            let attn: Vec<Vec<Vec<Vec<f32>>>> = out.attention.iter().map(|a| a.to_vec3()).collect::<candle_core::Result<_>>()?;
+            let mut layer_rows = Vec::new();
+            let (logits, attn): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<Vec<f32>>>>) = match (&plan.layers, layer_cache.as_mut()) {
+                (Some(lp), Some(lc)) => {
+                    if active.len() != b {
+                        return Err(Error::Other("per-layer caches need every sequence of the batch active (stop_at_eos with a batch is not supported)".into()));
+                    }
+                    let req = LayeredRequest { ids: ids.clone(), prompt_len: p, layers: layer_spec(lp, step, info.n_layers, g) };
+                    let out = model.forward_layered(&req, &mut kv, lc)?;
+                    let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
+                    layer_rows = out.refreshed;
+                    let picked = logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][positions[a][r] - p].clone()).collect()).collect();
+                    (picked, Vec::new())
+                }
+                _ => {
+                    let req = ForwardRequest { ids, positions: positions.clone(), logit_rows: logit_rows.clone(), want_attention };
+                    let out = model.forward(&req, &mut kv)?;
+                    let attn = out.attention.iter().map(|a| a.to_vec3()).collect::<candle_core::Result<_>>()?;
+                    (out.logits.to_vec3()?, attn)
+                }
+            };
             stats.model_time += m_start.elapsed();
             let pol_start = Instant::now();
             stats.forwards += 1;
             stats.full_forwards += full as usize;
             stats.query_rows += positions.iter().map(|x| x.len()).sum::<usize>();
             stats.full_rows += t * active.len();
-            stats.flops += active.len() as f64 * forward_flops(&info, positions[0].len(), t, nl);
+            if layer_rows.is_empty() {
+                stats.flops += active.len() as f64 * forward_flops(&info, positions[0].len(), t, nl);
+            } else {
+                account_layered(&mut stats, plan, &info, &layer_rows, active.len(), t, g, nl);
+            }
 
             let mut rec = StepRecord {
                 step,
@@ -220,7 +254,11 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
                 select_scores: vec![vec![]; b],
                 importance: vec![vec![]; b],
                 next_query_positions: vec![vec![]; b],
+                layer_rows: vec![vec![]; b],
             };
+            for (a, &s) in active.iter().enumerate() {
+                rec.layer_rows[s] = layer_rows.iter().map(|l| l[a].clone()).collect();
+            }
             let mut views_data = Vec::new();
             for (a, &s) in active.iter().enumerate() {
                 if let Some(qp) = rec.query_positions.as_mut() {

@@ -3,6 +3,7 @@
 //! the plan compiled from `policies/d2cache.pol`.
 
 pub mod exec;
+pub mod layers;
 pub mod rollout;
 pub mod rows;
 pub mod scores;

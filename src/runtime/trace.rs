@@ -31,6 +31,10 @@ pub fn to_json(out: &RunOutput, policy: &str) -> Value {
             if r.importance.iter().any(|s| !s.is_empty()) {
                 step["global_importance"] = json!(r.importance);
             }
+            if r.layer_rows.iter().any(|s| !s.is_empty()) {
+                // dLLM-Cache: per sequence, per layer, the absolute rows recomputed.
+                step["layer_rows"] = json!(r.layer_rows);
+            }
             if r.next_query_positions.iter().any(|s| !s.is_empty()) {
                 step["next_query_positions"] = json!(r.next_query_positions);
             }

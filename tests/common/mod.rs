@@ -54,6 +54,12 @@ pub fn policy_for(t: &Value) -> (String, Vec<String>) {
         }
         Some("prefix") if cache["use_dual"].as_bool() == Some(true) => "fast-dllm-dual.pol",
         Some("prefix") => "fast-dllm-prefix.pol",
+        Some("dllm") => {
+            sets.push(format!("prompt_interval={}", cache["kp"]));
+            sets.push(format!("response_interval={}", cache["kr"]));
+            sets.push(format!("value_ratio={}", cache["rou"]));
+            "dllm-cache.pol"
+        }
         Some(other) => panic!("no shipped policy for cache kind {other}"),
     };
     (policy.to_string(), sets)

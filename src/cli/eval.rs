@@ -1,0 +1,122 @@
+//! `d2c eval`: exact-match accuracy, tokens/s and forwards of one or more policies on a tasks
+//! file, as one table with speedups against the first policy.
+
+use super::{compile_or_report, load_model, model_defaults, model_dir, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
+use crate::compile::Source;
+use crate::eval::{evaluate, EvalReport};
+use crate::train;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Model folder (default: the embedded tiny model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tasks, one JSON object per line: {"prompt": ..., "answer": ...} (optionally "task").
+    #[arg(long)]
+    tasks: PathBuf,
+    /// Policy file, or `FILE:name=value,...`; repeat to compare (speedups are against the first).
+    #[arg(long, default_value = "policies/vanilla.pol")]
+    policy: Vec<String>,
+    /// `name=value` for every policy (ignored by policies without that parameter).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+    /// Evaluate only the first N tasks.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+    /// Print accuracy per task kind and the first wrong answers.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Print a Markdown table.
+    #[arg(long)]
+    markdown: bool,
+}
+
+pub fn run(a: EvalArgs) -> i32 {
+    match eval_table(a.model.as_deref(), &a.tasks, &a.policy, &a.sets, a.limit, a.dtype, a.verbose, a.markdown) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// The parameters `src` declares.
+fn declared(src: &Source) -> Vec<String> {
+    crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default()
+}
+
+/// Evaluate every policy spec on the tasks and print one table. Also used by `d2c bench --tasks`.
+#[allow(clippy::too_many_arguments)]
+pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[String], limit: Option<usize>, dtype: Dtype, verbose: bool, markdown: bool) -> Result<i32, String> {
+    let mut examples = train::read_jsonl(tasks).map_err(|e| e.to_string())?;
+    if let Some(n) = limit {
+        examples.truncate(n);
+    }
+    let dir = model_dir(model)?;
+    let (m, tok) = load_model(&dir, dtype)?;
+    let tok = tok.ok_or_else(|| format!("{}: no tokenizer.json (eval needs text prompts)", dir.display()))?;
+    let mut rows: Vec<(String, EvalReport)> = Vec::new();
+    for spec in specs {
+        let (file, extra) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+        let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
+        let names = declared(&src);
+        let mut all = model_defaults(&dir, &src);
+        all.extend(sets.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))).cloned());
+        all.extend(extra.split(',').filter(|s| !s.is_empty()).map(String::from));
+        let compiled = match compile_or_report(&src, &all, ErrorFormat::Human) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        };
+        eprintln!("evaluating {spec} on {} tasks ...", examples.len());
+        let r = evaluate(&m, &tok, &compiled.plan, &examples).map_err(|e| e.to_string())?;
+        if verbose {
+            for (k, (c, t)) in &r.per_task {
+                eprintln!("  {k:>8}: {c}/{t} ({:.1}%)", 100.0 * *c as f64 / (*t).max(1) as f64);
+            }
+            for (p, want, got) in &r.mistakes {
+                eprintln!("  wrong: {p} -> {got:?} (want {want:?})");
+            }
+        }
+        rows.push((spec.trim_start_matches("policies/").to_string(), r));
+    }
+    print_table(&rows, examples.len(), markdown);
+    Ok(EXIT_OK)
+}
+
+fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {
+    let Some((_, base)) = rows.first() else { return };
+    println!("{n} tasks; speedup vs {}", rows[0].0);
+    let header = ["policy", "accuracy", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute"];
+    let lines: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(name, r)| {
+            vec![
+                name.clone(),
+                format!("{:.1}%", 100.0 * r.accuracy()),
+                format!("{:.0}", r.tokens_per_s()),
+                format!("{:.2}x", r.tokens_per_s() / base.tokens_per_s().max(1e-9)),
+                format!("{:.1}", r.forwards as f64 / r.total.max(1) as f64),
+                format!("{:.1}", r.mean_rows_per_step()),
+                format!("{:.1}%", 100.0 * r.recompute_fraction()),
+            ]
+        })
+        .collect();
+    if markdown {
+        println!("| {} |", header.join(" | "));
+        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        for l in &lines {
+            println!("| {} |", l.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..header.len()).map(|i| lines.iter().map(|l| l[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+        let fmt = |cells: &[String]| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths[i])).collect::<Vec<_>>().join("  ");
+        println!("{}", fmt(&header.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+        for l in &lines {
+            println!("{}", fmt(l));
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! dLLM-Cache's forward (Liu et al. 2025, as `src/cache/dllm_cache.py` of the d²Cache code
+//! runs it): every row's hidden state flows through every layer, but a layer recomputes
+//! attention and FFN only for the rows its [`LayerRows`] names; the other rows add that
+//! layer's cached attention and FFN outputs.
+
+use super::{rms_norm, Llada};
+use crate::error::{Error, Result};
+use crate::model::{LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
+use candle_core::{DType, Tensor};
+use candle_nn::Module;
+
+/// Rows `rows[s]` of every sequence of `x` (B, T, d) as (B, n, d).
+fn gather_rows(x: &Tensor, rows: &[Vec<usize>]) -> Result<Tensor> {
+    let (b, t, d) = x.dims3()?;
+    let n = rows.first().map_or(0, |r| r.len());
+    let idx: Vec<u32> = rows.iter().enumerate().flat_map(|(s, r)| r.iter().map(move |&i| (s * t + i) as u32)).collect();
+    Ok(x.reshape((b * t, d))?.index_select(&Tensor::from_vec(idx, b * n, x.device())?, 0)?.reshape((b, n, d))?)
+}
+
+/// Overwrite rows `rows[s]` of `cache` (B, T, d) with `val` (B, n, d).
+fn scatter_rows(cache: &Tensor, rows: &[Vec<usize>], val: &Tensor) -> Result<()> {
+    let (_, _, d) = cache.dims3()?;
+    let n = rows.first().map_or(0, |r| r.len());
+    let idx: Vec<u32> = rows.iter().flat_map(|r| r.iter().flat_map(|&i| std::iter::repeat(i as u32).take(d))).collect();
+    cache.scatter_set(&Tensor::from_vec(idx, (rows.len(), n, d), cache.device())?, val, 1)?;
+    Ok(())
+}
+
+/// Index of `rows` (B, n) positions for a head-major K/V write: (B, kvh, n, hd).
+fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize, dev: &candle_core::Device) -> Result<Tensor> {
+    let n = rows.first().map_or(0, |r| r.len());
+    let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
+    for r in rows {
+        for _ in 0..kvh {
+            for &p in r {
+                idx.extend(std::iter::repeat(p as u32).take(hd));
+            }
+        }
+    }
+    Ok(Tensor::from_vec(idx, (rows.len(), kvh, n, hd), dev)?)
+}
+
+/// Per sequence, the `k` rows with the lowest cosine similarity between `fresh` and `cached`
+/// (both (B, G, kv_dim)), least similar first (torch.topk(largest=False) order).
+fn least_similar(fresh: &Tensor, cached: &Tensor, k: usize) -> Result<Vec<Vec<usize>>> {
+    let dot = (fresh * cached)?.sum(2)?;
+    let nf = fresh.sqr()?.sum(2)?;
+    let nc = cached.sqr()?.sum(2)?;
+    // torch: x.y / sqrt(clamp_min(|x|^2 |y|^2, eps^2)), eps = 1e-8.
+    let den = (nf * nc)?.clamp(1e-16f64, f64::MAX)?.sqrt()?;
+    let cos: Vec<Vec<f32>> = (dot / den)?.to_dtype(DType::F32)?.to_vec2()?;
+    Ok(cos
+        .iter()
+        .map(|c| {
+            let mut idx: Vec<usize> = (0..c.len()).collect();
+            idx.sort_by(|&a, &b| c[a].total_cmp(&c[b]).then(a.cmp(&b)));
+            idx.truncate(k);
+            idx
+        })
+        .collect())
+}
+
+impl Llada {
+    pub(super) fn layer_cache(&self, batch: usize, len: usize) -> Result<LayerCache> {
+        let z = || Tensor::zeros((batch, len, self.cfg.d_model), self.dtype, &self.device);
+        let mut c = LayerCache { attn: Vec::new(), ffn: Vec::new() };
+        for _ in 0..self.cfg.n_layers {
+            c.attn.push(z()?);
+            c.ffn.push(z()?);
+        }
+        Ok(c)
+    }
+
+    pub(super) fn layered(&self, req: &LayeredRequest, kv: &mut KvStore, lc: &mut LayerCache) -> Result<LayeredOutput> {
+        let cfg = &self.cfg;
+        let (h, kvh, hd, d) = (cfg.n_heads, cfg.kv_heads(), cfg.head_dim(), cfg.d_model);
+        let kvd = kvh * hd;
+        let b = req.ids.len();
+        let t = req.ids.first().map_or(0, |r| r.len());
+        let p = req.prompt_len;
+        if b == 0 || t == 0 || p > t || b != kv.batch() || t != kv.len() || req.ids.iter().any(|r| r.len() != t) {
+            return Err(Error::input(format!("layered forward: {b} sequences of {t} rows do not match the K/V store ({} x {})", kv.batch(), kv.len())));
+        }
+        if req.layers.len() != cfg.n_layers || lc.attn.len() != cfg.n_layers {
+            return Err(Error::input(format!("layered forward: {} layer specs for {} layers", req.layers.len(), cfg.n_layers)));
+        }
+        let g = t - p;
+        let dev = &self.device;
+        let ids: Vec<u32> = req.ids.iter().flatten().copied().collect();
+        if let Some(&bad) = ids.iter().find(|&&x| x as usize >= cfg.emb_rows()) {
+            return Err(Error::input(format!("token id {bad} is outside the vocabulary ({} rows)", cfg.emb_rows())));
+        }
+        let mut x = self.wte.index_select(&Tensor::from_vec(ids, b * t, dev)?, 0)?.reshape((b, t, d))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut refreshed = Vec::with_capacity(cfg.n_layers);
+        for (l, blk) in self.blocks.iter().enumerate() {
+            let LayerRows { prompt, response } = req.layers[l];
+            let hn = rms_norm(&x, &blk.attn_norm, cfg.rms_norm_eps)?;
+            let mut rows: Vec<Vec<usize>> = vec![if prompt { (0..p).collect() } else { vec![] }; b];
+            match response {
+                ResponseRows::None => {}
+                ResponseRows::All => rows.iter_mut().for_each(|r| r.extend(p..t)),
+                ResponseRows::LeastSimilarValues(k) => {
+                    let v_resp = blk.qkv.forward(&hn.narrow(1, p, g)?)?.narrow(2, d + kvd, kvd)?;
+                    let (_, vc) = kv.layer(l)?;
+                    let cached = vc.narrow(2, p, g)?.transpose(1, 2)?.reshape((b, g, kvd))?;
+                    let pick = least_similar(&v_resp, &cached, k.min(g))?;
+                    let resp: Vec<Vec<usize>> = vec![(p..t).collect(); b];
+                    let v_heads = v_resp.reshape((b, g, kvh, hd))?.transpose(1, 2)?.contiguous()?;
+                    vc.scatter_set(&kv_index(&resp, kvh, hd, dev)?, &v_heads, 2)?;
+                    for (r, sel) in rows.iter_mut().zip(pick) {
+                        r.extend(sel.into_iter().map(|i| p + i));
+                    }
+                }
+            }
+            let nq = rows[0].len();
+            if nq > 0 {
+                let hq = gather_rows(&hn, &rows)?;
+                let pos: Vec<u32> = rows.iter().flatten().map(|&i| i as u32).collect();
+                let pos_t = Tensor::from_vec(pos, b * nq, dev)?;
+                let cos = self.cos.index_select(&pos_t, 0)?.reshape((b, nq, hd / 2))?;
+                let sin = self.sin.index_select(&pos_t, 0)?.reshape((b, nq, hd / 2))?;
+                let heads = |t: Tensor, n: usize| -> Result<Tensor> { Ok(t.reshape((b, nq, n, hd))?.transpose(1, 2)?.contiguous()?) };
+                let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &cos, &sin)?.to_dtype(self.dtype)?) };
+                let qkv = blk.qkv.forward(&hq)?;
+                let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
+                let k = rope(heads(qkv.narrow(2, d, kvd)?, kvh)?)?;
+                let v = heads(qkv.narrow(2, d + kvd, kvd)?, kvh)?;
+                kv.write(l, &kv_index(&rows, kvh, hd, dev)?, &k, &v)?;
+                let (kc, vc) = kv.layer(l)?;
+                let (kc, vc) = (super::repeat_kv(kc, h / kvh)?, super::repeat_kv(vc, h / kvh)?);
+                let att = candle_nn::ops::softmax_last_dim(&(q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?)?;
+                let o = att.to_dtype(self.dtype)?.matmul(&vc)?.transpose(1, 2)?.reshape((b, nq, d))?;
+                scatter_rows(&lc.attn[l], &rows, &blk.o.forward(&o)?)?;
+            }
+            x = (x + &lc.attn[l])?;
+            if nq > 0 {
+                let xq = rms_norm(&gather_rows(&x, &rows)?, &blk.ff_norm, cfg.rms_norm_eps)?;
+                let gu = blk.gate_up.forward(&xq)?;
+                let ff = gu.dim(2)? / 2;
+                let act = (candle_nn::ops::silu(&gu.narrow(2, 0, ff)?)? * gu.narrow(2, ff, ff)?)?;
+                scatter_rows(&lc.ffn[l], &rows, &blk.ff_out.forward(&act)?)?;
+            }
+            x = (x + &lc.ffn[l])?;
+            refreshed.push(rows);
+        }
+        let xs = rms_norm(&x.narrow(1, p, g)?.contiguous()?, &self.ln_f, cfg.rms_norm_eps)?;
+        let logits = self.head.forward(&xs)?.to_dtype(DType::F32)?;
+        Ok(LayeredOutput { logits, refreshed })
+    }
+}
+
+use crate::model::KvStore;

@@ -1,0 +1,280 @@
+//! Training a tiny masked-diffusion LLaDA on the synthetic task language, on CPU.
+//!
+//! LLaDA's SFT recipe: the prompt stays clean; the response (answer, then EOS up to a random
+//! canvas length) is masked token by token with probability `t ~ U(eps, 1)`, and the loss is
+//! the cross-entropy on masked tokens weighted `1 / t`, normalised by the response length.
+//! The output is a Hugging Face style folder that [`crate::model::Llada`] loads as is.
+
+pub mod net;
+pub mod tasks;
+pub mod vocab;
+
+use crate::error::{Error, Result};
+use crate::model::LladaConfig;
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use net::TrainNet;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tasks::Example;
+
+/// The kinds the shipped model is trained on (see the README for why not all seven).
+pub const DEFAULT_KINDS: [&str; 4] = ["add", "sort", "reverse", "copy"];
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainOptions {
+    pub out: PathBuf,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub warmup: usize,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub d_model: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub mlp_hidden: usize,
+    /// Canvas (answer + EOS padding) length range seen in training.
+    pub gen_min: usize,
+    pub gen_max: usize,
+    /// Held-out examples are generated from this seed and never trained on.
+    pub heldout_seed: u64,
+    pub heldout_n: usize,
+    /// Task kinds to train on (empty = all of [`tasks::KINDS`]).
+    pub kinds: Vec<String>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            out: PathBuf::from("models/tiny-tasks"),
+            steps: 12000,
+            batch: 32,
+            lr: 1e-3,
+            warmup: 200,
+            weight_decay: 0.01,
+            seed: 0,
+            d_model: 128,
+            layers: 4,
+            heads: 8,
+            mlp_hidden: 384,
+            gen_min: 8,
+            gen_max: 12,
+            heldout_seed: 1,
+            heldout_n: 350,
+            kinds: DEFAULT_KINDS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// The config.json of the trained model.
+pub fn config(o: &TrainOptions) -> LladaConfig {
+    let vocab = vocab::tokens().len();
+    let mut c: LladaConfig = serde_json::from_str("{}").unwrap_or_else(|_| unreachable!("all fields have defaults"));
+    c.d_model = o.d_model;
+    c.n_heads = o.heads;
+    c.n_kv_heads = Some(o.heads);
+    c.n_layers = o.layers;
+    c.mlp_hidden_size = Some(o.mlp_hidden);
+    c.vocab_size = vocab;
+    c.embedding_size = Some(vocab);
+    c.max_sequence_length = 128;
+    c.rope_theta = 10000.0;
+    c.mask_token_id = vocab::id_of(vocab::MASK);
+    c.eos_token_id = vocab::id_of(vocab::EOS);
+    c.pad_token_id = Some(vocab::id_of(vocab::PAD));
+    c.torch_dtype = "float32".into();
+    c
+}
+
+/// One training batch, right-padded.
+pub struct Batch {
+    pub ids: Tensor,
+    pub targets: Tensor,
+    pub key_ok: Tensor,
+    pub weight: Tensor,
+    pub masked: usize,
+}
+
+pub struct Encoder {
+    tok: tokenizers::Tokenizer,
+}
+
+impl Encoder {
+    pub fn new(tok: tokenizers::Tokenizer) -> Self {
+        Encoder { tok }
+    }
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.tok.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?.get_ids().to_vec())
+    }
+}
+
+/// `n` fresh examples (none of them in `exclude`) as (prompt ids, response ids), the response
+/// being the answer padded with EOS to a random canvas length in `gen_min..=gen_max`.
+pub fn sample_seqs(enc: &Encoder, o: &TrainOptions, exclude: &HashSet<String>, rng: &mut impl Rng, n: usize) -> Result<Vec<(Vec<u32>, Vec<u32>)>> {
+    let eos = vocab::id_of(vocab::EOS);
+    let mut seqs = Vec::with_capacity(n);
+    while seqs.len() < n {
+        let ex = if o.kinds.is_empty() { tasks::sample_any(rng) } else { tasks::sample(&o.kinds[rng.gen_range(0..o.kinds.len())], rng) };
+        if exclude.contains(&ex.prompt) {
+            continue;
+        }
+        let (p, mut r) = (enc.encode(&ex.prompt)?, enc.encode(&ex.answer)?);
+        let g = rng.gen_range((r.len() + 1).max(o.gen_min)..=o.gen_max.max(r.len() + 1));
+        r.resize(g, eos);
+        seqs.push((p, r));
+    }
+    Ok(seqs)
+}
+
+/// Build a batch of fresh examples, masked at random.
+pub fn make_batch(enc: &Encoder, o: &TrainOptions, exclude: &HashSet<String>, rng: &mut impl Rng, dev: &Device) -> Result<Batch> {
+    let seqs = sample_seqs(enc, o, exclude, rng, o.batch)?;
+    to_batch(&seqs, rng, dev)
+}
+
+/// Right-pad `seqs` into one batch and mask each response token with probability
+/// `t ~ U(eps, 1)` drawn per sequence.
+pub fn to_batch(seqs: &[(Vec<u32>, Vec<u32>)], rng: &mut impl Rng, dev: &Device) -> Result<Batch> {
+    let (mask, pad) = (vocab::id_of(vocab::MASK), vocab::id_of(vocab::PAD));
+    let l = seqs.iter().map(|(p, r)| p.len() + r.len()).max().unwrap_or(1);
+    let b = seqs.len();
+    let (mut ids, mut targets) = (vec![pad; b * l], vec![pad; b * l]);
+    let (mut key_ok, mut weight) = (vec![0f32; b * l], vec![0f32; b * l]);
+    let mut masked = 0;
+    for (s, (p, r)) in seqs.iter().enumerate() {
+        let t: f64 = rng.gen();
+        let pm = (1.0 - 1e-3) * t + 1e-3;
+        for (i, &x) in p.iter().chain(r.iter()).enumerate() {
+            let k = s * l + i;
+            ids[k] = x;
+            targets[k] = x;
+            key_ok[k] = 1.0;
+            if i >= p.len() && rng.gen_bool(pm) {
+                ids[k] = mask;
+                weight[k] = (1.0 / (pm * r.len() as f64 * b as f64)) as f32;
+                masked += 1;
+            }
+        }
+    }
+    Ok(Batch {
+        ids: Tensor::from_vec(ids, (b, l), dev)?,
+        targets: Tensor::from_vec(targets, (b, l), dev)?,
+        key_ok: Tensor::from_vec(key_ok, (b, l), dev)?,
+        weight: Tensor::from_vec(weight, (b, l), dev)?,
+        masked,
+    })
+}
+
+/// Progress of a training run, reported every `log_every` steps.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub elapsed_s: f64,
+}
+
+/// Linear warm-up, then cosine decay to 10% of the peak.
+pub fn lr_at(o: &TrainOptions, step: usize) -> f64 {
+    if step < o.warmup {
+        return o.lr * (step + 1) as f64 / o.warmup as f64;
+    }
+    let frac = (step - o.warmup) as f64 / (o.steps.saturating_sub(o.warmup)).max(1) as f64;
+    o.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * frac.min(1.0)).cos()))
+}
+
+/// Train from scratch and write `config.json`, `tokenizer.json`, `generation_config.json` and
+/// `model.safetensors` into `o.out`. `on_progress` is called every `log_every` steps and may
+/// save intermediate checkpoints through [`save`].
+pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Progress, &VarMap) -> Result<()>) -> Result<()> {
+    std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
+    let tok = vocab::write_tokenizer(&o.out)?;
+    let enc = Encoder::new(tok);
+    let cfg = config(o);
+    write_configs(&o.out, &cfg, o)?;
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let net = TrainNet::new(&cfg, VarBuilder::from_varmap(&vm, candle_core::DType::F32, &dev), &dev)?;
+    net::seed_init(&vm, &cfg, o.seed)?;
+    let exclude: HashSet<String> = tasks::heldout(o.heldout_seed, o.heldout_n, &o.kinds).into_iter().map(|e| e.prompt).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
+    let params = ParamsAdamW { lr: o.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: o.weight_decay };
+    let mut opt = AdamW::new(vm.all_vars(), params)?;
+    let start = Instant::now();
+    let mut acc = 0.0;
+    let mut queue: Vec<Vec<(Vec<u32>, Vec<u32>)>> = Vec::new();
+    for step in 0..o.steps {
+        let lr = lr_at(o, step);
+        opt.set_learning_rate(lr);
+        if queue.is_empty() {
+            // Draw 8 batches at once and group them by length: prompts range from 5 to 30
+            // tokens, and padding a mixed batch to its longest member wastes half the compute.
+            let mut pool = sample_seqs(&enc, o, &exclude, &mut rng, 8 * o.batch)?;
+            pool.sort_by_key(|(p, r)| p.len() + r.len());
+            queue = pool.chunks(o.batch).map(|c| c.to_vec()).collect();
+            queue.shuffle(&mut rng);
+        }
+        let seqs = queue.pop().unwrap_or_default();
+        let b = to_batch(&seqs, &mut rng, &dev)?;
+        let logits = net.forward(&b.ids, &b.key_ok)?;
+        let loss = net::masked_diffusion_loss(&logits, &b.targets, &b.weight)?;
+        opt.backward_step(&loss)?;
+        acc += loss.to_scalar::<f32>()? as f64;
+        if (step + 1) % log_every == 0 || step + 1 == o.steps {
+            let n = if (step + 1) % log_every == 0 { log_every } else { (step + 1) % log_every };
+            on_progress(&Progress { step: step + 1, loss: acc / n as f64, lr, elapsed_s: start.elapsed().as_secs_f64() }, &vm)?;
+            acc = 0.0;
+        }
+    }
+    save(&vm, &o.out)
+}
+
+/// Write the weights as `model.safetensors` (LLaDA tensor names).
+pub fn save(vm: &VarMap, dir: &Path) -> Result<()> {
+    let path = dir.join("model.safetensors");
+    vm.save(&path).map_err(|e| Error::io(&path, e))
+}
+
+pub fn write_configs(dir: &Path, cfg: &LladaConfig, o: &TrainOptions) -> Result<()> {
+    let mut c = serde_json::to_value(cfg).map_err(|e| Error::Other(e.to_string()))?;
+    if let Some(m) = c.as_object_mut() {
+        m.insert("architectures".into(), serde_json::json!(["LLaDAModelLM"]));
+        m.insert("model_type".into(), serde_json::json!("llada"));
+        m.insert("d2c_training".into(), serde_json::to_value(o).map_err(|e| Error::Other(e.to_string()))?);
+    }
+    let write = |name: &str, v: &serde_json::Value| -> Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string_pretty(v).unwrap_or_default()).map_err(|e| Error::io(&p, e))
+    };
+    write("config.json", &c)?;
+    // Decode defaults for `d2c run`/`eval` on this model: the canvas length it was trained on.
+    let gen = o.gen_max;
+    write("generation_config.json", &serde_json::json!({"max_new_tokens": gen, "block_length": gen, "eos_token_id": cfg.eos_token_id, "mask_token_id": cfg.mask_token_id}))
+}
+
+/// Write `examples` as JSON lines.
+pub fn write_jsonl(path: &Path, examples: &[Example]) -> Result<()> {
+    let text: String = examples.iter().map(|e| serde_json::to_string(e).unwrap_or_default() + "\n").collect();
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Read a tasks file: one `{"prompt": ..., "answer": ...}` object per line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Example>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let ex: Example = serde_json::from_str(line).map_err(|e| Error::Input(format!("{}:{}: {e} (want {{\"prompt\": ..., \"answer\": ...}})", path.display(), i + 1)))?;
+        out.push(ex);
+    }
+    if out.is_empty() {
+        return Err(Error::Input(format!("{}: no tasks", path.display())));
+    }
+    Ok(out)
+}

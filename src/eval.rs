@@ -11,7 +11,6 @@ use crate::plan::Plan;
 use crate::runtime::{generate, RunOptions, Stats};
 use crate::train::tasks::Example;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct EvalReport {
@@ -19,16 +18,8 @@ pub struct EvalReport {
     pub correct: usize,
     /// task kind -> (correct, total)
     pub per_task: BTreeMap<String, (usize, usize)>,
-    pub forwards: usize,
-    pub query_rows: usize,
-    pub full_rows: usize,
-    pub generated_tokens: usize,
-    /// Layered (dLLM-Cache) forwards: rows recomputed summed over layers, and layers x rows.
-    pub layer_rows: usize,
-    pub layer_slots: usize,
-    pub wall: Duration,
-    pub model_time: Duration,
-    pub policy_time: Duration,
+    /// Decode statistics summed over every task.
+    pub stats: Stats,
     /// The first few wrong answers: (prompt, expected, got).
     pub mistakes: Vec<(String, String, String)>,
 }
@@ -37,29 +28,20 @@ impl EvalReport {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.total.max(1) as f64
     }
-    pub fn tokens_per_s(&self) -> f64 {
-        self.generated_tokens as f64 / self.wall.as_secs_f64().max(1e-9)
-    }
-    /// Rows recomputed per forward (layer-averaged for layered forwards).
-    pub fn mean_rows_per_step(&self) -> f64 {
-        self.full_rows as f64 * self.recompute_fraction() / self.forwards.max(1) as f64
-    }
-    pub fn recompute_fraction(&self) -> f64 {
-        if self.layer_slots > 0 {
-            return self.layer_rows as f64 / self.layer_slots as f64;
-        }
-        self.query_rows as f64 / self.full_rows.max(1) as f64
-    }
     fn add(&mut self, s: &Stats) {
-        self.forwards += s.forwards;
-        self.query_rows += s.query_rows;
-        self.full_rows += s.full_rows;
-        self.generated_tokens += s.generated_tokens;
-        self.layer_rows += s.layer_rows;
-        self.layer_slots += s.layer_slots;
-        self.wall += s.wall_time;
-        self.model_time += s.model_time;
-        self.policy_time += s.policy_time;
+        let t = &mut self.stats;
+        t.steps += s.steps;
+        t.forwards += s.forwards;
+        t.full_forwards += s.full_forwards;
+        t.query_rows += s.query_rows;
+        t.full_rows += s.full_rows;
+        t.generated_tokens += s.generated_tokens;
+        t.flops += s.flops;
+        t.layer_rows += s.layer_rows;
+        t.layer_slots += s.layer_slots;
+        t.model_time += s.model_time;
+        t.policy_time += s.policy_time;
+        t.wall_time += s.wall_time;
     }
 }
 

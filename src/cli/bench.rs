@@ -151,18 +151,5 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
             format!("{:.1}%", 100.0 * agree),
         ]);
     }
-    if a.markdown {
-        println!("| {} |", header.join(" | "));
-        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
-        for l in &lines {
-            println!("| {} |", l.join(" | "));
-        }
-    } else {
-        let widths: Vec<usize> = (0..header.len()).map(|i| lines.iter().map(|l| l[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-        let fmt = |cells: Vec<String>| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths[i])).collect::<Vec<_>>().join("  ");
-        println!("{}", fmt(header.iter().map(|s| s.to_string()).collect()));
-        for l in lines {
-            println!("{}", fmt(l));
-        }
-    }
+    super::print_table(&header, &lines, a.markdown);
 }

@@ -97,26 +97,13 @@ fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {
             vec![
                 name.clone(),
                 format!("{:.1}%", 100.0 * r.accuracy()),
-                format!("{:.0}", r.tokens_per_s()),
-                format!("{:.2}x", r.tokens_per_s() / base.tokens_per_s().max(1e-9)),
-                format!("{:.1}", r.forwards as f64 / r.total.max(1) as f64),
-                format!("{:.1}", r.mean_rows_per_step()),
-                format!("{:.1}%", 100.0 * r.recompute_fraction()),
+                format!("{:.0}", r.stats.tokens_per_s()),
+                format!("{:.2}x", r.stats.tokens_per_s() / base.stats.tokens_per_s().max(1e-9)),
+                format!("{:.1}", r.stats.forwards as f64 / r.total.max(1) as f64),
+                format!("{:.1}", r.stats.mean_rows_per_step()),
+                format!("{:.1}%", 100.0 * r.stats.recompute_fraction()),
             ]
         })
         .collect();
-    if markdown {
-        println!("| {} |", header.join(" | "));
-        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
-        for l in &lines {
-            println!("| {} |", l.join(" | "));
-        }
-    } else {
-        let widths: Vec<usize> = (0..header.len()).map(|i| lines.iter().map(|l| l[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-        let fmt = |cells: &[String]| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths[i])).collect::<Vec<_>>().join("  ");
-        println!("{}", fmt(&header.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
-        for l in &lines {
-            println!("{}", fmt(l));
-        }
-    }
+    super::print_table(&header, &lines, markdown);
 }

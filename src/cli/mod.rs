@@ -196,3 +196,21 @@ pub fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
         .map(|x| x.parse::<u32>().map_err(|_| format!("--prompt-ids: `{x}` is not a token id")))
         .collect()
 }
+
+/// Print `lines` under `header` as a Markdown table or as right-aligned columns.
+pub fn print_table(header: &[&str], lines: &[Vec<String>], markdown: bool) {
+    if markdown {
+        println!("| {} |", header.join(" | "));
+        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        for l in lines {
+            println!("| {} |", l.join(" | "));
+        }
+        return;
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|i| lines.iter().map(|l| l.get(i).map_or(0, |c| c.len())).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let fmt = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths.get(i).copied().unwrap_or(0))).collect::<Vec<_>>().join("  ");
+    println!("{}", fmt(header.to_vec()));
+    for l in lines {
+        println!("{}", fmt(l.iter().map(|s| s.as_str()).collect()));
+    }
+}

@@ -134,3 +134,18 @@ fn trace_flag_reproduces_an_oracle_trace() {
     }
     let _ = std::fs::remove_file(&out);
 }
+
+#[test]
+fn train_rejects_impossible_shapes_without_panicking() {
+    for (args, want) in [(&["--heads", "0"][..], "not divisible by n_heads 0"), (&["--heads", "3"][..], "not divisible by n_heads 3"), (&["--layers", "0"][..], "n_layers must be positive")] {
+        let dir = std::env::temp_dir().join(format!("d2c-cli-train-{}", std::process::id()));
+        let mut all = vec!["train", "--steps", "1", "--eval-every", "0", "--out", dir.to_str().unwrap(), "--heldout"];
+        let held = dir.join("h.jsonl");
+        all.push(held.to_str().unwrap());
+        all.extend_from_slice(args);
+        let o = d2c(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want) && !stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

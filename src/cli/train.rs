@@ -54,7 +54,7 @@ pub fn run(a: TrainArgs) -> i32 {
 
 fn train_inner(a: TrainArgs) -> Result<(), String> {
     let d = TrainOptions::default();
-    let o = TrainOptions {
+    let mut o = TrainOptions {
         out: a.out.clone(),
         steps: a.steps.unwrap_or(d.steps),
         batch: a.batch.unwrap_or(d.batch),
@@ -68,16 +68,13 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
         kinds: if a.kinds.is_empty() { d.kinds.clone() } else { a.kinds.clone() },
         ..d
     };
-    let mut o = o;
     if o.kinds.iter().any(|k| k == "all") {
         o.kinds = tasks::KINDS.iter().map(|s| s.to_string()).collect();
     }
-    if let Some(k) = o.kinds.iter().find(|k| !tasks::KINDS.contains(&k.as_str())) {
-        return Err(format!("--kinds: unknown task kind `{k}` (kinds: {})", tasks::KINDS.join(", ")));
+    if a.log_every == 0 {
+        return Err("--log-every must be positive".into());
     }
-    if o.steps == 0 || o.batch == 0 || a.log_every == 0 {
-        return Err("--steps, --batch and --log-every must be positive".into());
-    }
+    o.validate().map_err(|e| e.to_string())?;
     let held = tasks::heldout(o.heldout_seed, o.heldout_n, &o.kinds);
     if let Some(parent) = a.heldout.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

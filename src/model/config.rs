@@ -98,7 +98,13 @@ impl LladaConfig {
         self.embedding_size.unwrap_or(self.vocab_size)
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Shape and feature checks; the message names the offending keys.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (key, v) in [("d_model", self.d_model), ("n_layers", self.n_layers), ("mlp_hidden_size", self.mlp_hidden()), ("vocab_size", self.emb_rows())] {
+            if v == 0 {
+                return Err(format!("{key} must be positive"));
+            }
+        }
         if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
             return Err(format!("d_model {} is not divisible by n_heads {}", self.d_model, self.n_heads));
         }

@@ -70,6 +70,19 @@ impl Default for TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// Every reason this run cannot start, before anything is written.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(k) = self.kinds.iter().find(|k| !tasks::KINDS.contains(&k.as_str())) {
+            return Err(Error::Input(format!("unknown task kind `{k}` (kinds: {})", tasks::KINDS.join(", "))));
+        }
+        if self.steps == 0 || self.batch == 0 {
+            return Err(Error::Input("steps and batch must be positive".into()));
+        }
+        config(self).validate().map_err(|m| Error::Input(format!("model shape: {m}")))
+    }
+}
+
 /// The config.json of the trained model.
 pub fn config(o: &TrainOptions) -> LladaConfig {
     let vocab = vocab::tokens().len();
@@ -191,10 +204,11 @@ pub fn lr_at(o: &TrainOptions, step: usize) -> f64 {
 /// `model.safetensors` into `o.out`. `on_progress` is called every `log_every` steps and may
 /// save intermediate checkpoints through [`save`].
 pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Progress, &VarMap) -> Result<()>) -> Result<()> {
+    o.validate()?;
+    let cfg = config(o);
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
     let tok = vocab::write_tokenizer(&o.out)?;
     let enc = Encoder::new(tok);
-    let cfg = config(o);
     write_configs(&o.out, &cfg, o)?;
     let dev = Device::Cpu;
     let vm = VarMap::new();

@@ -28,21 +28,6 @@ impl EvalReport {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.total.max(1) as f64
     }
-    fn add(&mut self, s: &Stats) {
-        let t = &mut self.stats;
-        t.steps += s.steps;
-        t.forwards += s.forwards;
-        t.full_forwards += s.full_forwards;
-        t.query_rows += s.query_rows;
-        t.full_rows += s.full_rows;
-        t.generated_tokens += s.generated_tokens;
-        t.flops += s.flops;
-        t.layer_rows += s.layer_rows;
-        t.layer_slots += s.layer_slots;
-        t.model_time += s.model_time;
-        t.policy_time += s.policy_time;
-        t.wall_time += s.wall_time;
-    }
 }
 
 /// The decoded answer: ids up to the first EOS (or the whole canvas).
@@ -59,7 +44,7 @@ pub fn evaluate<M: DiffusionModel>(model: &M, tok: &TextTokenizer, plan: &Plan, 
         let prompt = tok.encode(&ex.prompt)?;
         let want = tok.encode(&ex.answer)?;
         let out = generate(model, plan, &[prompt], RunOptions::default())?;
-        r.add(&out.stats);
+        r.stats.absorb(&out.stats);
         let got = answer_ids(&out.generated[0], eos);
         let ok = got == want.as_slice();
         r.total += 1;

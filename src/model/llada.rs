@@ -168,60 +168,93 @@ impl DiffusionModel for Llada {
     fn forward(&self, req: &ForwardRequest, kv: &mut KvStore) -> Result<ForwardOutput> {
         let (b, nq, nl) = self.check(req, kv)?;
         let cfg = &self.cfg;
-        let (h, kvh, hd, d) = (cfg.n_heads, cfg.kv_heads(), cfg.head_dim(), cfg.d_model);
+        let (h, d) = (cfg.n_heads, cfg.d_model);
         let dev = &self.device;
         let ids: Vec<u32> = req.ids.iter().flatten().copied().collect();
-        let pos: Vec<u32> = req.positions.iter().flatten().map(|&p| p as u32).collect();
-        let pos_t = Tensor::from_vec(pos, b * nq, dev)?;
-        let cos = self.cos.index_select(&pos_t, 0)?.reshape((b, nq, hd / 2))?;
-        let sin = self.sin.index_select(&pos_t, 0)?.reshape((b, nq, hd / 2))?;
-        let mut scatter = Vec::with_capacity(b * kvh * nq * hd);
-        for s in 0..b {
-            for _ in 0..kvh {
-                for &p in &req.positions[s] {
-                    scatter.extend(std::iter::repeat(p as u32).take(hd));
-                }
-            }
-        }
-        let scatter = Tensor::from_vec(scatter, (b, kvh, nq, hd), dev)?;
+        let rows = self.query_rows(&req.positions)?;
         let mut x = self.wte.index_select(&Tensor::from_vec(ids, b * nq, dev)?, 0)?.reshape((b, nq, d))?;
-        let scale = 1.0 / (hd as f64).sqrt();
         let mut attention = Vec::new();
         for (l, blk) in self.blocks.iter().enumerate() {
-            let hn = rms_norm(&x, &blk.attn_norm, cfg.rms_norm_eps)?;
-            let heads = |t: Tensor, n: usize| -> Result<Tensor> { Ok(t.reshape((b, nq, n, hd))?.transpose(1, 2)?.contiguous()?) };
-            let rope = |t: Tensor| -> Result<Tensor> {
-                Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &cos, &sin)?.to_dtype(self.dtype)?)
-            };
-            let qkv = blk.qkv.forward(&hn)?;
-            let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
-            let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
-            let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
-            kv.write(l, &scatter, &k, &v)?;
-            let (kc, vc) = kv.layer(l)?;
-            let (kc, vc) = (repeat_kv(kc, h / kvh)?, repeat_kv(vc, h / kvh)?);
-            let att = (q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let (o, att) = self.attend(l, blk, &rms_norm(&x, &blk.attn_norm, cfg.rms_norm_eps)?, &rows, kv)?;
             if req.want_attention {
                 // Head mean as a (1 x h) @ (h x nq*T) product: candle's reduction over a
                 // middle dimension is an order of magnitude slower.
-                let t_len = kc.dim(2)?;
+                let t_len = att.dim(3)?;
                 let w = Tensor::full(1.0f32 / h as f32, (b, 1, h), dev)?;
                 attention.push(w.matmul(&att.reshape((b, h, nq * t_len))?)?.reshape((b, nq, t_len))?);
             }
-            let o = att.to_dtype(self.dtype)?.matmul(&vc)?.transpose(1, 2)?.reshape((b, nq, d))?;
-            x = (x + blk.o.forward(&o)?)?;
-            let hn = rms_norm(&x, &blk.ff_norm, cfg.rms_norm_eps)?;
-            let gu = blk.gate_up.forward(&hn)?;
-            let ff = gu.dim(2)? / 2;
-            let act = (candle_nn::ops::silu(&gu.narrow(2, 0, ff)?)? * gu.narrow(2, ff, ff)?)?;
-            x = (x + blk.ff_out.forward(&act)?)?;
+            x = (x + o)?;
+            x = (&x + self.ffn(blk, &x)?)?;
         }
         let sel: Vec<u32> = (0..b).flat_map(|s| req.logit_rows[s].iter().map(move |&r| (s * nq + r) as u32)).collect();
         let xs = x.reshape((b * nq, d))?.index_select(&Tensor::from_vec(sel, b * nl, dev)?, 0)?;
         let xs = rms_norm(&xs, &self.ln_f, cfg.rms_norm_eps)?;
         let logits = self.head.forward(&xs)?.to_dtype(DType::F32)?.reshape((b, nl, cfg.emb_rows()))?;
         Ok(ForwardOutput { logits, attention })
+    }
+}
+
+/// Where a forward's query rows sit: their RoPE angles and their K/V scatter index.
+struct QueryRows {
+    cos: Tensor,
+    sin: Tensor,
+    index: Tensor,
+}
+
+/// Index of `rows` (B sequences, n positions each) for a head-major K/V write: (B, kvh, n, hd).
+fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize, dev: &Device) -> Result<Tensor> {
+    let n = rows.first().map_or(0, |r| r.len());
+    let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
+    for r in rows {
+        for _ in 0..kvh {
+            for &p in r {
+                idx.extend(std::iter::repeat(p as u32).take(hd));
+            }
+        }
+    }
+    Ok(Tensor::from_vec(idx, (rows.len(), kvh, n, hd), dev)?)
+}
+
+impl Llada {
+    fn query_rows(&self, positions: &[Vec<usize>]) -> Result<QueryRows> {
+        let (b, n, hd) = (positions.len(), positions.first().map_or(0, |r| r.len()), self.cfg.head_dim());
+        let pos: Vec<u32> = positions.iter().flatten().map(|&p| p as u32).collect();
+        let pos_t = Tensor::from_vec(pos, b * n, &self.device)?;
+        Ok(QueryRows {
+            cos: self.cos.index_select(&pos_t, 0)?.reshape((b, n, hd / 2))?,
+            sin: self.sin.index_select(&pos_t, 0)?.reshape((b, n, hd / 2))?,
+            index: kv_index(positions, self.cfg.kv_heads(), hd, &self.device)?,
+        })
+    }
+
+    /// The attention sub-block for the normed query rows `hn` (B, n, d): writes their K/V
+    /// into layer `l` of the store, attends over every cached row, and returns the
+    /// out-projected output (B, n, d) and the attention probabilities (B, h, n, T), f32.
+    fn attend(&self, l: usize, blk: &Block, hn: &Tensor, rows: &QueryRows, kv: &KvStore) -> Result<(Tensor, Tensor)> {
+        let cfg = &self.cfg;
+        let (h, kvh, hd, d) = (cfg.n_heads, cfg.kv_heads(), cfg.head_dim(), cfg.d_model);
+        let (b, n, _) = hn.dims3()?;
+        let heads = |t: Tensor, k: usize| -> Result<Tensor> { Ok(t.reshape((b, n, k, hd))?.transpose(1, 2)?.contiguous()?) };
+        let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &rows.cos, &rows.sin)?.to_dtype(self.dtype)?) };
+        let qkv = blk.qkv.forward(hn)?;
+        let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
+        let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
+        let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
+        kv.write(l, &rows.index, &k, &v)?;
+        let (kc, vc) = kv.layer(l)?;
+        let (kc, vc) = (repeat_kv(kc, h / kvh)?, repeat_kv(vc, h / kvh)?);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let att = candle_nn::ops::softmax_last_dim(&(q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?)?;
+        let o = att.to_dtype(self.dtype)?.matmul(&vc)?.transpose(1, 2)?.reshape((b, n, d))?;
+        Ok((blk.o.forward(&o)?, att))
+    }
+
+    /// The FFN sub-block's output for rows `x` (B, n, d), before the residual add.
+    fn ffn(&self, blk: &Block, x: &Tensor) -> Result<Tensor> {
+        let gu = blk.gate_up.forward(&rms_norm(x, &blk.ff_norm, self.cfg.rms_norm_eps)?)?;
+        let ff = gu.dim(2)? / 2;
+        let act = (candle_nn::ops::silu(&gu.narrow(2, 0, ff)?)? * gu.narrow(2, ff, ff)?)?;
+        Ok(blk.ff_out.forward(&act)?)
     }
 }
 

@@ -69,6 +69,21 @@ impl Stats {
         }
         self.query_rows as f64 / self.full_rows.max(1) as f64
     }
+    /// Add another run's counts and times to these (totals over several decodes).
+    pub fn absorb(&mut self, s: &Stats) {
+        self.steps += s.steps;
+        self.forwards += s.forwards;
+        self.full_forwards += s.full_forwards;
+        self.query_rows += s.query_rows;
+        self.full_rows += s.full_rows;
+        self.generated_tokens += s.generated_tokens;
+        self.flops += s.flops;
+        self.layer_rows += s.layer_rows;
+        self.layer_slots += s.layer_slots;
+        self.model_time += s.model_time;
+        self.policy_time += s.policy_time;
+        self.wall_time += s.wall_time;
+    }
     pub fn tokens_per_s(&self) -> f64 {
         self.generated_tokens as f64 / self.wall_time.as_secs_f64().max(1e-9)
     }
@@ -220,7 +235,7 @@ pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>],
                     if active.len() != b {
                         return Err(Error::Other("per-layer caches need every sequence of the batch active (stop_at_eos with a batch is not supported)".into()));
                     }
-                    let req = LayeredRequest { ids: ids.clone(), prompt_len: p, layers: layer_spec(lp, step, info.n_layers, g) };
+                    let req = LayeredRequest { ids, prompt_len: p, layers: layer_spec(lp, step, info.n_layers, g) };
                     let out = model.forward_layered(&req, &mut kv, lc)?;
                     let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
                     layer_rows = out.refreshed;

@@ -3,9 +3,9 @@
 //! attention and FFN only for the rows its [`LayerRows`] names; the other rows add that
 //! layer's cached attention and FFN outputs.
 
-use super::{rms_norm, Llada};
+use super::{kv_index, rms_norm, Llada};
 use crate::error::{Error, Result};
-use crate::model::{LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
+use crate::model::{KvStore, LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
 use candle_core::{DType, Tensor};
 use candle_nn::Module;
 
@@ -24,20 +24,6 @@ fn scatter_rows(cache: &Tensor, rows: &[Vec<usize>], val: &Tensor) -> Result<()>
     let idx: Vec<u32> = rows.iter().flat_map(|r| r.iter().flat_map(|&i| std::iter::repeat(i as u32).take(d))).collect();
     cache.scatter_set(&Tensor::from_vec(idx, (rows.len(), n, d), cache.device())?, val, 1)?;
     Ok(())
-}
-
-/// Index of `rows` (B, n) positions for a head-major K/V write: (B, kvh, n, hd).
-fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize, dev: &candle_core::Device) -> Result<Tensor> {
-    let n = rows.first().map_or(0, |r| r.len());
-    let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
-    for r in rows {
-        for _ in 0..kvh {
-            for &p in r {
-                idx.extend(std::iter::repeat(p as u32).take(hd));
-            }
-        }
-    }
-    Ok(Tensor::from_vec(idx, (rows.len(), kvh, n, hd), dev)?)
 }
 
 /// Per sequence, the `k` rows with the lowest cosine similarity between `fresh` and `cached`
@@ -73,7 +59,7 @@ impl Llada {
 
     pub(super) fn layered(&self, req: &LayeredRequest, kv: &mut KvStore, lc: &mut LayerCache) -> Result<LayeredOutput> {
         let cfg = &self.cfg;
-        let (h, kvh, hd, d) = (cfg.n_heads, cfg.kv_heads(), cfg.head_dim(), cfg.d_model);
+        let (kvh, hd, d) = (cfg.kv_heads(), cfg.head_dim(), cfg.d_model);
         let kvd = kvh * hd;
         let b = req.ids.len();
         let t = req.ids.first().map_or(0, |r| r.len());
@@ -91,7 +77,6 @@ impl Llada {
             return Err(Error::input(format!("token id {bad} is outside the vocabulary ({} rows)", cfg.emb_rows())));
         }
         let mut x = self.wte.index_select(&Tensor::from_vec(ids, b * t, dev)?, 0)?.reshape((b, t, d))?;
-        let scale = 1.0 / (hd as f64).sqrt();
         let mut refreshed = Vec::with_capacity(cfg.n_layers);
         for (l, blk) in self.blocks.iter().enumerate() {
             let LayerRows { prompt, response } = req.layers[l];
@@ -115,31 +100,12 @@ impl Llada {
             }
             let nq = rows[0].len();
             if nq > 0 {
-                let hq = gather_rows(&hn, &rows)?;
-                let pos: Vec<u32> = rows.iter().flatten().map(|&i| i as u32).collect();
-                let pos_t = Tensor::from_vec(pos, b * nq, dev)?;
-                let cos = self.cos.index_select(&pos_t, 0)?.reshape((b, nq, hd / 2))?;
-                let sin = self.sin.index_select(&pos_t, 0)?.reshape((b, nq, hd / 2))?;
-                let heads = |t: Tensor, n: usize| -> Result<Tensor> { Ok(t.reshape((b, nq, n, hd))?.transpose(1, 2)?.contiguous()?) };
-                let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &cos, &sin)?.to_dtype(self.dtype)?) };
-                let qkv = blk.qkv.forward(&hq)?;
-                let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
-                let k = rope(heads(qkv.narrow(2, d, kvd)?, kvh)?)?;
-                let v = heads(qkv.narrow(2, d + kvd, kvd)?, kvh)?;
-                kv.write(l, &kv_index(&rows, kvh, hd, dev)?, &k, &v)?;
-                let (kc, vc) = kv.layer(l)?;
-                let (kc, vc) = (super::repeat_kv(kc, h / kvh)?, super::repeat_kv(vc, h / kvh)?);
-                let att = candle_nn::ops::softmax_last_dim(&(q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?)?;
-                let o = att.to_dtype(self.dtype)?.matmul(&vc)?.transpose(1, 2)?.reshape((b, nq, d))?;
-                scatter_rows(&lc.attn[l], &rows, &blk.o.forward(&o)?)?;
+                let (o, _) = self.attend(l, blk, &gather_rows(&hn, &rows)?, &self.query_rows(&rows)?, kv)?;
+                scatter_rows(&lc.attn[l], &rows, &o)?;
             }
             x = (x + &lc.attn[l])?;
             if nq > 0 {
-                let xq = rms_norm(&gather_rows(&x, &rows)?, &blk.ff_norm, cfg.rms_norm_eps)?;
-                let gu = blk.gate_up.forward(&xq)?;
-                let ff = gu.dim(2)? / 2;
-                let act = (candle_nn::ops::silu(&gu.narrow(2, 0, ff)?)? * gu.narrow(2, ff, ff)?)?;
-                scatter_rows(&lc.ffn[l], &rows, &blk.ff_out.forward(&act)?)?;
+                scatter_rows(&lc.ffn[l], &rows, &self.ffn(blk, &gather_rows(&x, &rows)?)?)?;
             }
             x = (x + &lc.ffn[l])?;
             refreshed.push(rows);
@@ -150,4 +116,3 @@ impl Llada {
     }
 }
 
-use crate::model::KvStore;

@@ -2,7 +2,6 @@
 //! one table (tokens/s, speedup and ideal speedup vs no-cache, forwards, rows, agreement).
 
 use super::{compile_or_report, load_model, model_dir, parse_ids, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
-use crate::compile::Source;
 use crate::model::DiffusionModel;
 use crate::runtime::{generate, RunOptions, RunOutput};
 use rand::{Rng, SeedableRng};
@@ -105,14 +104,9 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
     };
     let mut rows = Vec::new();
     for spec in std::iter::once(&a.baseline).chain(a.policies.iter()) {
-        let (file, extra) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
-        let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
-        let file_ast = crate::syntax::parse(&src.text).map_err(|d| format!("{file}: {}", d.message))?;
-        let declared: Vec<String> = file_ast.params.iter().map(|p| p.name.name.clone()).collect();
-        let mut sets = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];
-        sets.extend(a.sets.iter().cloned());
-        sets.extend(extra.split(',').filter(|s| !s.is_empty()).map(String::from));
-        sets.retain(|s| s.split_once('=').is_some_and(|(k, _)| declared.iter().any(|d| d == k.trim())));
+        let mut shared = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];
+        shared.extend(a.sets.iter().cloned());
+        let (src, sets) = super::policy_spec(spec, &shared)?;
         let compiled = match compile_or_report(&src, &sets, ErrorFormat::Human) {
             Ok(c) => c,
             Err(code) => return Ok(code),

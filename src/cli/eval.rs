@@ -2,7 +2,6 @@
 //! file, as one table with speedups against the first policy.
 
 use super::{compile_or_report, load_model, model_defaults, model_dir, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
-use crate::compile::Source;
 use crate::eval::{evaluate, EvalReport};
 use crate::train;
 use std::path::{Path, PathBuf};
@@ -44,11 +43,6 @@ pub fn run(a: EvalArgs) -> i32 {
     }
 }
 
-/// The parameters `src` declares.
-fn declared(src: &Source) -> Vec<String> {
-    crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default()
-}
-
 /// Evaluate every policy spec on the tasks and print one table. Also used by `d2c bench --tasks`.
 #[allow(clippy::too_many_arguments)]
 pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[String], limit: Option<usize>, dtype: Dtype, verbose: bool, markdown: bool) -> Result<i32, String> {
@@ -61,12 +55,9 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
     let tok = tok.ok_or_else(|| format!("{}: no tokenizer.json (eval needs text prompts)", dir.display()))?;
     let mut rows: Vec<(String, EvalReport)> = Vec::new();
     for spec in specs {
-        let (file, extra) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
-        let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
-        let names = declared(&src);
+        let (src, own) = super::policy_spec(spec, sets)?;
         let mut all = model_defaults(&dir, &src);
-        all.extend(sets.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))).cloned());
-        all.extend(extra.split(',').filter(|s| !s.is_empty()).map(String::from));
+        all.extend(own);
         let compiled = match compile_or_report(&src, &all, ErrorFormat::Human) {
             Ok(c) => c,
             Err(code) => return Ok(code),

@@ -137,12 +137,29 @@ pub fn default_policy() -> Source {
 pub fn model_defaults(dir: &Path, src: &Source) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) else { return vec![] };
     let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
-    let declared: Vec<String> = crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default();
+    let declared = declared_params(src);
     [("max_new_tokens", "gen_length"), ("block_length", "block_length")]
         .iter()
         .filter(|(_, param)| declared.iter().any(|d| d == param))
         .filter_map(|(key, param)| v.get(key).and_then(|x| x.as_u64()).map(|n| format!("{param}={n}")))
         .collect()
+}
+
+/// The parameters a policy declares (none if it does not parse; compiling reports why).
+fn declared_params(src: &Source) -> Vec<String> {
+    crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default()
+}
+
+/// A `FILE[:name=value,...]` policy spec of bench and eval: the policy, and its settings:
+/// `shared` (kept only where the policy declares the parameter, since one list serves every
+/// policy), then the spec's own, which must all apply.
+pub fn policy_spec(spec: &str, shared: &[String]) -> Result<(Source, Vec<String>), String> {
+    let (file, own) = spec.split_once(':').unwrap_or((spec, ""));
+    let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
+    let names = declared_params(&src);
+    let mut sets: Vec<String> = shared.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))).cloned().collect();
+    sets.extend(own.split(',').filter(|s| !s.is_empty()).map(String::from));
+    Ok((src, sets))
 }
 
 pub fn read_policy(path: Option<&Path>) -> Result<Source, String> {

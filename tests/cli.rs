@@ -1,6 +1,7 @@
 //! The `d2c` binary: exit codes (0 ok, 1 policy invalid, 2 usage/IO/model error), one-line
 //! errors for bad input, and `--trace` reproducing an oracle trace from the command line.
 
+mod common;
 use std::process::{Command, Output};
 
 fn d2c(args: &[&str]) -> Output {
@@ -75,7 +76,7 @@ fn bad_input_is_one_line_and_nonzero() {
         (vec!["run", "--prompt-ids", "1,x,3"], "not a token id"),
         (vec!["run", "--prompt-ids", "1,2,999"], "outside the vocabulary"),
         (vec!["run", "--prompt-ids", "1,2", "--gen-length", "30", "--block-length", "8"], "does not divide"),
-        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "512", "--block-length", "512"], "max_sequence_length"),
+        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "512", "--block-length", "512"], "maximum sequence length"),
         (vec!["run", "--prompt-ids", "1,2", "--model", "no/such/dir"], "no/such/dir"),
         (vec!["run", "--prompt-ids", "1,2", "--set", "gen_lenght=8"], "did you mean `gen_length`?"),
     ];
@@ -148,4 +149,87 @@ fn train_rejects_impossible_shapes_without_panicking() {
         assert!(stderr(&o).contains(want) && !stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
         std::fs::remove_dir_all(&dir).ok();
     }
+}
+
+/// Every Dream trace, decoded from the command line with the shipped policy and the oracle's
+/// settings as `--set`s (as an outside check would run it): same tokens, same recomputed rows
+/// (per layer for dLLM-Cache) and same commits at every step.
+#[test]
+fn every_dream_trace_reproduces_from_the_command_line() {
+    let dir = "tests/fixtures/dream/traces";
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    names.retain(|n| n.ends_with(".json") && n != "forward_check.json" && n != "summary.json");
+    names.sort();
+    assert_eq!(names.len(), 12);
+    for name in names {
+        let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap()).unwrap();
+        let (policy, sets) = common::policy_for(&want);
+        let out = std::env::temp_dir().join(format!("d2c-dream-{}-{name}", std::process::id()));
+        let policy = format!("policies/{policy}");
+        let mut args = vec!["run".to_string(), "--model".into(), "tests/fixtures/tiny-dream".into(), "--policy".into(), policy, "--trace".into(), out.to_string_lossy().to_string(), "-q".into()];
+        for p in want["prompt_ids"].as_array().unwrap() {
+            let ids: Vec<String> = p.as_array().unwrap().iter().map(|x| x.to_string()).collect();
+            args.extend(["--prompt-ids".to_string(), ids.join(",")]);
+        }
+        for s in sets {
+            args.extend(["--set".to_string(), s]);
+        }
+        let o = d2c(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+        let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        assert_eq!(got["final_generated_ids"], want["final_generated_ids"], "{name}");
+        let (gs, ws) = (got["steps"].as_array().unwrap(), want["steps"].as_array().unwrap());
+        assert_eq!(gs.len(), ws.len(), "{name}");
+        for (g, w) in gs.iter().zip(ws) {
+            // The oracle writes no query rows (null) for no-cache runs: every row.
+            let want_q = if w["query_positions"].is_null() { serde_json::json!("all") } else { w["query_positions"].clone() };
+            assert_eq!(g["query_positions"], want_q, "{name} step {}", w["step"]);
+            for (b, seq) in w["seqs"].as_array().unwrap().iter().enumerate() {
+                let committed: Vec<u64> = g["committed"][b].as_array().unwrap().iter().map(|c| c[0].as_u64().unwrap()).collect();
+                let want_c: Vec<u64> = seq["transfer_index"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                assert_eq!(committed, want_c, "{name} step {} seq {b}", w["step"]);
+            }
+            if let Some(layers) = w["dllm_layers"].as_array() {
+                for l in layers {
+                    let mut want_rows: Vec<u64> = l["refresh_index"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                    let mut got_rows: Vec<u64> = g["layer_rows"][0][l["layer"].as_u64().unwrap() as usize].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                    want_rows.sort();
+                    got_rows.sort();
+                    assert_eq!(got_rows, want_rows, "{name} step {} layer {}", w["step"], l["layer"]);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&out);
+    }
+}
+
+/// Dream configs and checkpoints that cannot work are refused with the key or tensor named.
+#[test]
+fn broken_dream_folders_are_named() {
+    let base = std::env::temp_dir().join(format!("d2c-broken-dream-{}", std::process::id()));
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/tiny-dream/config.json").unwrap()).unwrap();
+    let st = candle_core::safetensors::load("tests/fixtures/tiny-dream/model.safetensors", &candle_core::Device::Cpu).unwrap();
+    let write = |cfg: &serde_json::Value, tensors: &std::collections::HashMap<String, candle_core::Tensor>| {
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(base.join("config.json"), cfg.to_string()).unwrap();
+        candle_core::safetensors::save(tensors, base.join("model.safetensors")).unwrap();
+        let o = d2c(&["run", "--prompt-ids", "1,2", "--model", base.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked") && stderr(&o).trim().lines().count() == 1, "{}", stderr(&o));
+        stderr(&o)
+    };
+    let mut c = cfg.clone();
+    c["num_key_value_heads"] = serde_json::json!(3);
+    assert!(write(&c, &st).contains("num_attention_heads 4 is not a multiple of num_key_value_heads 3"));
+    let mut c = cfg.clone();
+    c["model_type"] = serde_json::json!("qwen3");
+    assert!(write(&c, &st).contains("unknown model_type `qwen3`"));
+    let mut t = st.clone();
+    t.remove("model.layers.1.self_attn.k_proj.bias");
+    assert!(write(&cfg, &t).contains("missing tensor `model.layers.1.self_attn.k_proj.bias`"));
+    let mut t = st.clone();
+    t.insert("model.layers.0.self_attn.v_proj.bias".into(), candle_core::Tensor::zeros(64, candle_core::DType::F32, &candle_core::Device::Cpu).unwrap());
+    assert!(write(&cfg, &t).contains("`model.layers.0.self_attn.v_proj.bias` has shape [64], expected [32]"));
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -5,7 +5,7 @@ use candle_core::{DType, Device};
 use d2c::compile::{compile, Source};
 use d2c::eval::evaluate;
 use d2c::model::tokenizer::TextTokenizer;
-use d2c::model::Llada;
+use d2c::model::{llada, Transformer};
 use d2c::train::read_jsonl;
 use std::path::Path;
 
@@ -17,8 +17,8 @@ fn plan(policy: &str) -> d2c::plan::Plan {
     compile(&src, &sets, &mut |_, _| {}).map_err(|f| format!("{:?}", f.diagnostics)).expect("compiles").plan
 }
 
-fn model() -> (Llada, TextTokenizer) {
-    let m = Llada::load(Path::new(MODEL), DType::F32, &Device::Cpu).expect("shipped model loads");
+fn model() -> (Transformer, TextTokenizer) {
+    let m = llada::load(Path::new(MODEL), DType::F32, &Device::Cpu).expect("shipped model loads");
     let t = TextTokenizer::from_dir(Path::new(MODEL)).expect("tokenizer").expect("tokenizer.json ships");
     (m, t)
 }

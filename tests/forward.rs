@@ -1,16 +1,26 @@
-//! The LLaDA forward against full logits from the authors' Python reference.
+//! The LLaDA and Dream forwards against full logits from the authors' Python reference.
 
 use candle_core::{DType, Device};
-use d2c::model::{DiffusionModel, ForwardRequest, Llada};
+use d2c::model::{DiffusionModel, ForwardRequest, Transformer};
 use std::path::Path;
 
-fn fixture() -> serde_json::Value {
-    let text = std::fs::read_to_string("tests/fixtures/traces/forward_check.json").expect("fixture");
+const FAMILIES: [(&str, &str); 2] = [("tests/fixtures/tiny-llada", "tests/fixtures/traces"), ("tests/fixtures/tiny-dream", "tests/fixtures/dream/traces")];
+
+fn fixture_in(traces: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{traces}/forward_check.json")).expect("fixture");
     serde_json::from_str(&text).expect("json")
 }
 
-fn model() -> Llada {
-    Llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &Device::Cpu).expect("load")
+fn load(dir: &str, dtype: DType) -> Transformer {
+    d2c::model::load(Path::new(dir), dtype, &Device::Cpu).expect("load")
+}
+
+fn fixture() -> serde_json::Value {
+    fixture_in(FAMILIES[0].1)
+}
+
+fn model() -> Transformer {
+    load(FAMILIES[0].0, DType::F32)
 }
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
@@ -30,8 +40,14 @@ fn max_abs_diff(got: &[Vec<f32>], want: &serde_json::Value) -> f64 {
 
 #[test]
 fn full_forward_matches_reference_logits() {
-    let f = fixture();
-    let m = model();
+    for (dir, traces) in FAMILIES {
+        let (f, m) = (fixture_in(traces), load(dir, DType::F32));
+        assert_eq!(m.info().logits_shift, if dir.ends_with("dream") { 1 } else { 0 });
+        full_forward_matches(&f, &m, dir);
+    }
+}
+
+fn full_forward_matches(f: &serde_json::Value, m: &Transformer, dir: &str) {
     for case in ["prompt_plus_32_masks", "prompt_plus_mixed"] {
         let ids = ids(&f[case]);
         let mut kv = m.new_kv_store(1, ids.len()).unwrap();
@@ -39,7 +55,7 @@ fn full_forward_matches_reference_logits() {
         let logits: Vec<Vec<f32>> = out.logits.squeeze(0).unwrap().to_vec2().unwrap();
         assert_eq!(logits.len(), ids.len());
         let d = max_abs_diff(&logits, &f[case]["logits"]);
-        assert!(d < 1e-4, "{case}: max |logit diff| = {d}");
+        assert!(d < 1e-4, "{dir} {case}: max |logit diff| = {d}");
     }
 }
 
@@ -47,8 +63,12 @@ fn full_forward_matches_reference_logits() {
 /// must give the same logits for those rows: the subset forward is the cache primitive.
 #[test]
 fn subset_forward_over_a_warm_store_equals_full_forward() {
-    let f = fixture();
-    let m = model();
+    for (dir, traces) in FAMILIES {
+        subset_equals_full(&fixture_in(traces), &load(dir, DType::F32));
+    }
+}
+
+fn subset_equals_full(f: &serde_json::Value, m: &Transformer) {
     let ids = ids(&f["prompt_plus_mixed"]);
     let mut kv = m.new_kv_store(1, ids.len()).unwrap();
     let full = m.forward(&ForwardRequest::full(&[ids.clone()], 0, true), &mut kv).unwrap();
@@ -95,7 +115,7 @@ fn subset_forward_reads_the_store() {
 #[test]
 fn bf16_forward_is_close_to_f32() {
     let f = fixture();
-    let m = Llada::load(Path::new("tests/fixtures/tiny-llada"), DType::BF16, &Device::Cpu).expect("load bf16");
+    let m = load(FAMILIES[0].0, DType::BF16);
     let ids = ids(&f["prompt_plus_32_masks"]);
     let mut kv = m.new_kv_store(1, ids.len()).unwrap();
     let out = m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut kv).unwrap();

@@ -12,7 +12,7 @@ fn run(name: &str) -> (Value, RunOutput) {
     let t = trace(name);
     let (policy, sets) = policy_for(&t);
     let plan = plan(&policy, &sets);
-    let model = tiny_model();
+    let model = model_for(&t);
     let prompts = ids(&t["prompt_ids"]);
     let out = generate(&model, &plan, &prompts, RunOptions { record_details: true, on_step: None }).expect("decode runs");
     (t, out)
@@ -149,6 +149,22 @@ parity! {
     dual_g64_b32 => "dual_g64_b32",
 }
 
+// The Dream set (oracle README §8): shifted logits, GQA, q/k/v bias, top_p at temperature 0.
+parity! {
+    dream_nocache_g32_b8 => "dream/nocache_g32_b8",
+    dream_nocache_g32_b32_sigma10 => "dream/nocache_g32_b32_sigma10",
+    dream_nocache_g32_b32_sigma10_topp0_9 => "dream/nocache_g32_b32_sigma10_topp0.9",
+    dream_d2cache_g32_b32_k8 => "dream/d2cache_g32_b32_k8",
+    dream_d2cache_g32_b32_k8_topp0_9 => "dream/d2cache_g32_b32_k8_topp0.9",
+    dream_d2cache_g64_b64_k32 => "dream/d2cache_g64_b64_k32",
+    dream_d2cache_g32_b8_k4_inflate4_nosigma => "dream/d2cache_g32_b8_k4_inflate4_nosigma",
+    dream_d2cache_g32_b32_k8_batch2 => "dream/d2cache_g32_b32_k8_batch2",
+    dream_prefix_g32_b8 => "dream/prefix_g32_b8",
+    dream_dual_g32_b8 => "dream/dual_g32_b8",
+    dream_dllm_g32_b8_kp8_kr3_rou0_25 => "dream/dllm_g32_b8_kp8_kr3_rou0.25",
+    dream_dllm_g32_b8_kp8_kr3_rou0 => "dream/dllm_g32_b8_kp8_kr3_rou0",
+}
+
 /// The comparison itself must be able to fail: a corrected d²Cache diverges from the
 /// reference trace, and the report names the step.
 #[test]
@@ -172,4 +188,30 @@ fn parity_report_catches_a_divergent_layer_schedule() {
     let out = generate(&tiny_model(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
     let bad = compare("no-adaptive-vs-reference", &t, &out);
     assert!(bad.iter().any(|b| b.contains("step 1 layer 1: recomputed rows []")), "{bad:?}");
+}
+
+/// Dream's d²Cache needs the late assignment of the last prompt row (§8.3): without the
+/// quirk the recomputed rows differ, and the report says where.
+#[test]
+fn dream_parity_needs_the_late_first_row_assignment() {
+    let t = trace("dream/d2cache_g32_b32_k8");
+    let (_, sets) = policy_for(&t);
+    let text = std::fs::read_to_string("policies/d2cache.pol").unwrap().replace("first_predecessor_after_rollout = true", "first_predecessor_after_rollout = false");
+    let src = d2c::compile::Source { path: "d2cache-no-late-row.pol".into(), text };
+    let plan = d2c::compile::compile(&src, &sets, &mut |_, _| {}).map_err(|_| "compiles").unwrap().plan;
+    let out = generate(&tiny_dream(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let bad = compare("no-late-row-vs-reference", &t, &out);
+    assert!(bad.iter().any(|b| b.contains("recomputed rows")), "{bad:?}");
+}
+
+/// top_p at temperature 0 changes the confidences (and, through the frozen confidence
+/// cache, the decode): decoding the top_p trace without it must not match.
+#[test]
+fn dream_parity_needs_top_p_at_temperature_zero() {
+    let t = trace("dream/d2cache_g32_b32_k8_topp0.9");
+    let (policy, sets) = policy_for(&t);
+    let sets: Vec<String> = sets.into_iter().filter(|s| !s.starts_with("top_p=")).collect();
+    let out = generate(&tiny_dream(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let bad = compare("no-top-p-vs-reference", &t, &out);
+    assert!(bad.iter().any(|b| b.contains("committed confidence")), "{bad:?}");
 }

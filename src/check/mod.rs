@@ -225,8 +225,13 @@ impl<'a> Ck<'a> {
     }
 
     fn quirks(&mut self, s: Option<&'a Section>, has_cache: bool) -> Quirks {
-        const KEYS: &[&str] = &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked"];
-        let mut q = Quirks { frozen_confidence_cache: Val::Bool(false), stale_rows_are_candidates: Val::Bool(false), window_rounds_to_masked: Val::Bool(false) };
+        const KEYS: &[&str] = &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked", "first_predecessor_after_rollout"];
+        let mut q = Quirks {
+            frozen_confidence_cache: Val::Bool(false),
+            stale_rows_are_candidates: Val::Bool(false),
+            window_rounds_to_masked: Val::Bool(false),
+            first_predecessor_after_rollout: Val::Bool(false),
+        };
         let Some(s) = s else { return q };
         let a = self.assigns(s, KEYS);
         for (k, e) in a {
@@ -237,7 +242,8 @@ impl<'a> Ck<'a> {
             match k.as_str() {
                 "frozen_confidence_cache" => q.frozen_confidence_cache = v,
                 "stale_rows_are_candidates" => q.stale_rows_are_candidates = v,
-                _ => q.window_rounds_to_masked = v,
+                "window_rounds_to_masked" => q.window_rounds_to_masked = v,
+                _ => q.first_predecessor_after_rollout = v,
             }
         }
         q

@@ -13,7 +13,7 @@ mod train;
 use crate::compile::{compile as compile_policy, Compiled, Source};
 use crate::diag::{render, to_json, Diagnostic};
 use crate::model::tokenizer::TextTokenizer;
-use crate::model::{DiffusionModel, Llada};
+use crate::model::Transformer;
 use candle_core::{DType, Device};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -119,11 +119,11 @@ pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-pub fn load_model(dir: &Path, dtype: Dtype) -> Result<(Llada, Option<TextTokenizer>), String> {
+/// Load a LLaDA or Dream folder (the family comes from its config.json) and its tokenizer.
+pub fn load_model(dir: &Path, dtype: Dtype) -> Result<(Transformer, Option<TextTokenizer>), String> {
     let dt = if dtype == Dtype::Bf16 { DType::BF16 } else { DType::F32 };
-    let model = Llada::load(dir, dt, &device()).map_err(|e| e.to_string())?;
+    let model = crate::model::load(dir, dt, &device()).map_err(|e| e.to_string())?;
     let tok = TextTokenizer::from_dir(dir).map_err(|e| e.to_string())?;
-    let _ = model.info();
     Ok((model, tok))
 }
 

@@ -101,7 +101,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
 
 /// No-cache exact match of the checkpoint in `dir` on `probe`.
 fn probe_accuracy(dir: &std::path::Path, probe: &[tasks::Example]) -> crate::error::Result<f64> {
-    let model = crate::model::Llada::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+    let model = crate::model::llada::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let tok = crate::model::tokenizer::TextTokenizer::from_dir(dir)?.ok_or_else(|| crate::error::Error::Other("no tokenizer.json".into()))?;
     let src = super::default_policy();
     let sets = super::model_defaults(dir, &src);

@@ -1,5 +1,10 @@
 //! Diffusion language models, knowing nothing about policies.
 //!
+//! Two families share one network ([`transformer::Transformer`]): LLaDA (`llada.rs`) and
+//! Dream (`dream.rs`, Qwen2 layout, logits shifted by one). [`load`] picks the family from
+//! `config.json`; nothing outside this module asks which family it has, only what the model
+//! says in its [`ModelInfo`].
+//!
 //! The one primitive every cache policy needs is [`DiffusionModel::forward`]: push an arbitrary
 //! subset of token rows (ids + absolute positions) through the network, write their fresh K/V
 //! into a caller-owned [`KvStore`], attend over all cached rows, and return logits only for the
@@ -7,17 +12,59 @@
 //! A full forward is the special case "all rows".
 
 pub mod config;
+pub mod dream;
 pub mod kv;
 pub mod llada;
 pub mod load;
 pub mod tokenizer;
+pub mod transformer;
 
 pub use config::LladaConfig;
+pub use dream::DreamConfig;
 pub use kv::KvStore;
-pub use llada::Llada;
+pub use transformer::Transformer;
 
-use crate::error::Result;
-use candle_core::Tensor;
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use std::path::Path;
+
+/// The model families d2c runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Llada,
+    Dream,
+}
+
+impl Family {
+    /// The family a checkpoint's `config.json` declares (`model_type`, else `architectures`);
+    /// a config with neither is read as LLaDA, whose missing keys take LLaDA-8B's values.
+    pub fn of_config(path: &Path) -> Result<Family> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config { path: path.into(), message: e.to_string() })?;
+        let arch = v.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()).and_then(|a| a.as_str());
+        match (v.get("model_type").and_then(|m| m.as_str()), arch) {
+            (Some(m), _) if m.eq_ignore_ascii_case("llada") => Ok(Family::Llada),
+            (Some(m), _) if m.eq_ignore_ascii_case("dream") => Ok(Family::Dream),
+            (Some(m), _) => Err(Error::Config { path: path.into(), message: format!("unknown model_type `{m}` (supported: `llada`, `Dream`)") }),
+            (None, Some(a)) if a.starts_with("LLaDA") => Ok(Family::Llada),
+            (None, Some(a)) if a.starts_with("Dream") => Ok(Family::Dream),
+            (None, Some(a)) => Err(Error::Config { path: path.into(), message: format!("unknown architectures `{a}` (supported: LLaDAModelLM, DreamModel)") }),
+            (None, None) => Ok(Family::Llada),
+        }
+    }
+}
+
+/// Load the checkpoint folder `dir` (config.json + safetensors) of either family.
+pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
+    let config = dir.join("config.json");
+    if !config.is_file() {
+        return Err(Error::io(&config, "no config.json (expected a Hugging Face model folder)"));
+    }
+    match Family::of_config(&config)? {
+        Family::Llada => llada::load(dir, dtype, device),
+        Family::Dream => dream::load(dir, dtype, device),
+    }
+}
 
 /// What a decoder needs to know about a model, independent of its architecture.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,14 +73,17 @@ pub struct ModelInfo {
     pub n_layers: usize,
     pub d_model: usize,
     pub n_heads: usize,
+    /// K/V heads (fewer than `n_heads` with grouped-query attention).
+    pub kv_heads: usize,
     pub mlp_hidden: usize,
     /// Width of the logits (embedding rows, may exceed the tokenizer's vocabulary).
     pub logits_width: usize,
     pub mask_id: u32,
     pub eos_id: u32,
     pub max_seq_len: usize,
-    /// Dream-style models: position i-1 predicts token i.
-    pub logits_shifted: bool,
+    /// Logits for position `i` come from row `i - logits_shift`: 0 for LLaDA, 1 for models
+    /// adapted from an autoregressive LM (Dream), whose row `i - 1` predicts token `i`.
+    pub logits_shift: usize,
 }
 
 /// One forward over a subset of rows, for every sequence of a batch.
@@ -92,12 +142,14 @@ pub struct LayeredRequest {
     /// All rows of every sequence (prompt then canvas), equal lengths.
     pub ids: Vec<Vec<u32>>,
     pub prompt_len: usize,
+    /// Logits are returned for rows `logits_from..T`.
+    pub logits_from: usize,
     /// One entry per layer.
     pub layers: Vec<LayerRows>,
 }
 
 pub struct LayeredOutput {
-    /// (B, T - prompt_len, logits_width): logits of every canvas row.
+    /// (B, T - logits_from, logits_width): logits of every row from `logits_from` on.
     pub logits: Tensor,
     /// Per layer, per sequence: the absolute positions recomputed, in query order.
     pub refreshed: Vec<Vec<Vec<usize>>>,

@@ -208,6 +208,9 @@ pub struct Quirks {
     pub stale_rows_are_candidates: Val,
     /// §6.3: the lookahead window rounds to the number of still-masked in-block positions.
     pub window_rounds_to_masked: Val,
+    /// §8.3 (shifted-logit models): the row deciding canvas position 0 (the last prompt row)
+    /// is assigned after the rollout rule, so it can also remove a rollout pick.
+    pub first_predecessor_after_rollout: Val,
 }
 
 /// dLLM-Cache's per-layer refresh schedule (the `layers` section). Every row flows through

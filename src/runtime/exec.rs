@@ -1,16 +1,13 @@
 //! The decode loop: semi-autoregressive blocks, one forward per step over the rows the plan
 //! selects, a commit rule over the block's masked positions, then the refresh rules choose
-//! the next step's rows.
+//! the next step's rows. The state and the phases of a step live in [`super::decoder`].
 
-use super::rollout::{importance_dense, importance_vector};
-use super::rows::{select_rows, top_up, window_scores, StepView};
-use super::scores::{eval, row_stat, DensityMemo, RowStat, Sampling, ScoreInputs};
-use super::layers::{account_layered, layer_spec};
-use super::select::{commit, CommitCount};
+use super::decoder::Decoder;
+use super::sampling::Sampling;
+use super::select::CommitCount;
 use crate::error::{Error, Result};
-use crate::model::{DiffusionModel, ForwardRequest, LayeredRequest};
-use crate::plan::{CommitRule, FullWhen, Plan, RolloutMode, RowOp, Score, Val, Window};
-use rand::SeedableRng;
+use crate::model::DiffusionModel;
+use crate::plan::{CommitRule, Plan, Val};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
@@ -100,16 +97,16 @@ fn need(v: &Val, what: &str) -> Result<f64> {
     v.as_f64().ok_or_else(|| Error::Other(format!("plan value `{what}` is not folded to a number ({v:?})")))
 }
 
-struct Setup {
-    gen: usize,
-    block: usize,
-    per_step: usize,
-    stop_eos: bool,
-    sampling: Sampling,
-    seed: u64,
-    rule: CommitCount,
-    frozen: bool,
-    stale_candidates: bool,
+pub(super) struct Setup {
+    pub(super) gen: usize,
+    pub(super) block: usize,
+    pub(super) per_step: usize,
+    pub(super) stop_eos: bool,
+    pub(super) sampling: Sampling,
+    pub(super) seed: u64,
+    pub(super) rule: CommitCount,
+    pub(super) frozen: bool,
+    pub(super) stale_candidates: bool,
 }
 
 fn setup(plan: &Plan) -> Result<Setup> {
@@ -138,274 +135,49 @@ fn setup(plan: &Plan) -> Result<Setup> {
 }
 
 /// Decode `prompts` (one per sequence, equal lengths) with `plan` on `model`.
-pub fn generate<M: DiffusionModel>(model: &M, plan: &Plan, prompts: &[Vec<u32>], mut opts: RunOptions) -> Result<RunOutput> {
+///
+/// The reference's `vanilla_generate`: the canvas is decoded in semi-autoregressive blocks;
+/// each step of a block
+/// 1. chooses the rows to push through the model (all of them, or the rows the previous
+///    step's refresh rules chose),
+/// 2. runs one forward over them (logits only where a rule reads them),
+/// 3. commits positions of the block by the decode rule,
+/// 4. chooses the next step's rows by the refresh rules,
+///
+/// until no masked position of the block is left.
+pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[Vec<u32>], mut opts: RunOptions) -> Result<RunOutput> {
     let wall = Instant::now();
-    let cfg = setup(plan)?;
-    let info = model.info().clone();
-    if info.logits_shifted && (plan.has_cache() || plan.layers.is_some()) {
-        return Err(Error::Other("cache policies for shifted-logit models (Dream) are not implemented yet".into()));
-    }
-    let b = prompts.len();
-    let p = prompts.first().map_or(0, |x| x.len());
-    if b == 0 || p == 0 {
-        return Err(Error::input("at least one non-empty prompt is needed"));
-    }
-    if prompts.iter().any(|x| x.len() != p) {
-        return Err(Error::input("all prompts of a batch must have the same length (no padding support)"));
-    }
-    let (g, t) = (cfg.gen, p + cfg.gen);
-    if t > info.max_seq_len {
-        return Err(Error::input(format!("prompt ({p} tokens) + gen_length ({g}) = {t} exceeds the model's max_sequence_length {}", info.max_seq_len)));
-    }
-    let mask = info.mask_id;
-    let width = info.logits_width;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let mut kv = model.new_kv_store(b, t)?;
-    let mut layer_cache = match &plan.layers {
-        Some(_) => Some(model.new_layer_cache(b, t)?),
-        None => None,
-    };
-    let mut canvas: Vec<Vec<u32>> = vec![vec![mask; g]; b];
-    let mut conf_cache: Vec<Option<Vec<f64>>> = vec![None; b];
-    let mut next_q: Vec<Option<Vec<bool>>> = vec![None; b];
-    let mut last_gi: Vec<Vec<f64>> = vec![vec![0.0; t]; b];
-    let mut last_density: Vec<Vec<f64>> = vec![vec![]; b];
-    let mut finished = vec![false; b];
-    let mut stats = Stats::default();
+    let mut dec = Decoder::new(model, plan, prompts, setup(plan)?)?;
     let mut records = Vec::new();
-    let rollout = plan.needs.rollout;
-    let fresh_outside = fresh_stats_outside_block(plan);
-    let mut step = 0usize;
-
-    for blk in 0..g / cfg.block {
-        let (bs, be) = (blk * cfg.block, (blk + 1) * cfg.block);
+    for block in dec.blocks() {
         let mut first_in_block = true;
         loop {
-            let pol_start = Instant::now();
-            let block_seen: Vec<Vec<bool>> = canvas.iter().map(|c| (0..g).map(|i| i >= bs && i < be && c[i] == mask).collect()).collect();
-            let active: Vec<usize> = (0..b).filter(|&s| !finished[s] && block_seen[s].iter().any(|&x| x)).collect();
-            if active.is_empty() || cfg.per_step == 0 {
-                break;
-            }
-            let full = !plan.has_cache()
-                || active.iter().any(|&s| next_q[s].is_none())
-                || plan.refresh.full.iter().any(|f| match &f.when {
-                    FullWhen::FirstStep => step == 0,
-                    FullWhen::BlockStart => first_in_block,
-                    FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && step % n == 0),
-                });
-            // Rows for this forward, per active sequence.
-            let mut sets: Vec<Vec<bool>> = active.iter().map(|&s| if full { vec![true; t] } else { next_q[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
-            if !full && active.len() > 1 {
-                let gi: Vec<Vec<f64>> = active.iter().map(|&s| last_gi[s].clone()).collect();
-                let dens: Vec<Vec<f64>> = active.iter().map(|&s| last_density[s].clone()).collect();
-                top_up(&mut sets, &gi, &dens, p);
-            }
-            let positions: Vec<Vec<usize>> = sets.iter().map(|q| (0..t).filter(|&i| q[i]).collect()).collect();
-            let ids: Vec<Vec<u32>> = active
-                .iter()
-                .zip(&positions)
-                .map(|(&s, pos)| pos.iter().map(|&i| if i < p { prompts[s][i] } else { canvas[s][i - p] }).collect())
-                .collect();
-            // Logits only where a rule reads them: masked rows of the current block, and every
-            // recomputed masked row while the confidence cache or an out-of-block rule needs it.
-            let mut logit_rows: Vec<Vec<usize>> = active
-                .iter()
-                .zip(&positions)
-                .map(|(&s, pos)| {
-                    let all = fresh_outside || (plan.needs.confidence_cache && (!cfg.frozen || conf_cache[s].is_none()));
-                    (0..pos.len())
-                        .filter(|&r| pos[r] >= p && canvas[s][pos[r] - p] == mask && (all || (pos[r] - p >= bs && pos[r] - p < be)))
-                        .collect()
-                })
-                .collect();
-            let nl = logit_rows.iter().map(|r| r.len()).max().unwrap_or(0).max(1);
-            let real_nl: Vec<usize> = logit_rows.iter().map(|r| r.len()).collect();
-            for r in logit_rows.iter_mut() {
-                let pad = r.last().copied().unwrap_or(0);
-                r.resize(nl, pad);
-            }
-            let want_attention = rollout.is_some();
-            stats.policy_time += pol_start.elapsed();
-
-            let m_start = Instant::now();
-            let mut layer_rows = Vec::new();
-            let (logits, attn): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<Vec<f32>>>>) = match (&plan.layers, layer_cache.as_mut()) {
-                (Some(lp), Some(lc)) => {
-                    if active.len() != b {
-                        return Err(Error::Other("per-layer caches need every sequence of the batch active (stop_at_eos with a batch is not supported)".into()));
-                    }
-                    let req = LayeredRequest { ids, prompt_len: p, layers: layer_spec(lp, step, info.n_layers, g) };
-                    let out = model.forward_layered(&req, &mut kv, lc)?;
-                    let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
-                    layer_rows = out.refreshed;
-                    let picked = logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][positions[a][r] - p].clone()).collect()).collect();
-                    (picked, Vec::new())
-                }
-                _ => {
-                    let req = ForwardRequest { ids, positions: positions.clone(), logit_rows: logit_rows.clone(), want_attention };
-                    let out = model.forward(&req, &mut kv)?;
-                    let attn = out.attention.iter().map(|a| a.to_vec3()).collect::<candle_core::Result<_>>()?;
-                    (out.logits.to_vec3()?, attn)
-                }
-            };
-            stats.model_time += m_start.elapsed();
-            let pol_start = Instant::now();
-            stats.forwards += 1;
-            stats.full_forwards += full as usize;
-            stats.query_rows += positions.iter().map(|x| x.len()).sum::<usize>();
-            stats.full_rows += t * active.len();
-            if layer_rows.is_empty() {
-                stats.flops += active.len() as f64 * forward_flops(&info, positions[0].len(), t, nl);
-            } else {
-                account_layered(&mut stats, plan, &info, &layer_rows, active.len(), t, g, nl);
-            }
-
-            let mut rec = StepRecord {
-                step,
-                query_positions: if full { None } else { Some(vec![vec![]; b]) },
-                committed: vec![vec![]; b],
-                committed_conf: vec![vec![]; b],
-                select_scores: vec![vec![]; b],
-                importance: vec![vec![]; b],
-                next_query_positions: vec![vec![]; b],
-                layer_rows: vec![vec![]; b],
-            };
-            for (a, &s) in active.iter().enumerate() {
-                rec.layer_rows[s] = layer_rows.iter().map(|l| l[a].clone()).collect();
-            }
-            let mut views_data = Vec::new();
-            for (a, &s) in active.iter().enumerate() {
-                if let Some(qp) = rec.query_positions.as_mut() {
-                    qp[s] = positions[a].clone();
-                }
-                let mut rows = vec![RowStat::stale(width); g];
-                for (k, &r) in logit_rows[a].iter().take(real_nl[a]).enumerate() {
-                    let gp = positions[a][r] - p;
-                    if canvas[s][gp] == mask {
-                        rows[gp] = row_stat(&logits[a][k], &cfg.sampling, plan.needs.margin || plan.needs.entropy, &mut rng);
-                    }
-                }
-                let remaining: Vec<bool> = canvas[s].iter().map(|&x| x == mask).collect();
-                let decoded: Vec<bool> = remaining.iter().map(|m| !m).collect();
-                let candidates: Vec<usize> = (0..g).filter(|&i| block_seen[s][i] && (rows[i].recomputed || cfg.stale_candidates)).collect();
-                let inp = ScoreInputs { rows: &rows, cached_conf: conf_cache[s].as_deref(), decoded: &decoded };
-                let mut score = eval(&plan.commit.score, &inp, &mut DensityMemo::new());
-                for (i, sc) in score.iter_mut().enumerate() {
-                    if !remaining[i] || !(rows[i].recomputed || cfg.stale_candidates) {
-                        *sc = f64::NEG_INFINITY;
-                    }
-                }
-                let chosen = commit(&score, &candidates, &cfg.rule);
-                for &i in &chosen {
-                    canvas[s][i] = rows[i].token;
-                    rec.committed[s].push((i, rows[i].token));
-                    rec.committed_conf[s].push(rows[i].conf);
-                }
-                stats.generated_tokens += chosen.len();
-                if opts.record_details {
-                    rec.select_scores[s] = (0..g).map(|i| if block_seen[s][i] { score[i] } else { f64::NEG_INFINITY }).collect();
-                }
-                // Confidence cache: raw confidence of still-masked rows (-inf elsewhere).
-                if plan.needs.confidence_cache {
-                    let raw: Vec<f64> = (0..g).map(|i| if remaining[i] { rows[i].conf } else { f64::NEG_INFINITY }).collect();
-                    match conf_cache[s].as_mut() {
-                        None => conf_cache[s] = Some(raw),
-                        Some(c) if !cfg.frozen => {
-                            for i in 0..g {
-                                if rows[i].recomputed && remaining[i] {
-                                    c[i] = raw[i];
-                                }
-                            }
-                        }
-                        Some(_) => {}
-                    }
-                }
-                if let Some(mode) = rollout {
-                    let layers: Vec<Vec<Vec<f32>>> = attn.iter().map(|l| l[a].clone()).collect();
-                    last_gi[s] = match mode {
-                        RolloutMode::Vector => importance_vector(&layers, &positions[a], t),
-                        RolloutMode::Dense => importance_dense(&layers, &positions[a], t),
-                    };
-                    if opts.record_details {
-                        rec.importance[s] = last_gi[s].clone();
-                    }
-                }
-                if cfg.stop_eos && stop_reached(&canvas[s], mask, info.eos_id) {
-                    finished[s] = true;
-                }
-                views_data.push((s, rows, chosen));
-            }
-            if plan.has_cache() {
-                let masked_after: Vec<Vec<bool>> = canvas.iter().map(|c| c.iter().map(|&x| x == mask).collect()).collect();
-                let views: Vec<StepView> = views_data
-                    .iter()
-                    .map(|(s, rows, chosen)| StepView {
-                        prompt_len: p,
-                        masked_after: &masked_after[*s],
-                        block_seen: &block_seen[*s],
-                        block: (bs, be),
-                        block_length: cfg.block,
-                        committed: chosen,
-                        rows,
-                        cached_conf: conf_cache[*s].as_deref(),
-                        importance: rollout.map(|_| last_gi[*s].as_slice()),
-                        next_step: step + 1,
-                    })
-                    .collect();
-                let window = window_scores(plan, &views);
-                for (a, (s, _, _)) in views_data.iter().enumerate() {
-                    let q = select_rows(plan, &views[a], a, &window);
-                    if let Some(first) = window.first() {
-                        last_density[*s] = first[a].clone();
-                    }
-                    rec.next_query_positions[*s] = (0..t).filter(|&i| q[i]).collect();
-                    next_q[*s] = Some(q);
-                }
-            }
-            stats.policy_time += pol_start.elapsed();
+            let t0 = Instant::now();
+            let Some(step) = dec.rows(block, first_in_block) else { break };
+            let t1 = Instant::now();
+            let fresh = dec.forward(&step)?;
+            let t2 = Instant::now();
+            let (mut rec, commits) = dec.commit(&step, &fresh, opts.record_details);
+            dec.refresh(&step, &commits, &mut rec);
+            dec.account(&step, &fresh, t1 - t0 + t2.elapsed(), t2 - t1);
             records.push(rec);
-            step += 1;
             first_in_block = false;
             if let Some(cb) = opts.on_step.as_mut() {
-                cb(step, stats.generated_tokens, g * b);
+                cb(dec.stats.forwards, dec.stats.generated_tokens, dec.canvas_size());
             }
         }
     }
-    // A finished sequence's unfilled tail reads as EOS, as LLaDA's own generate leaves it.
-    for s in 0..b {
-        if finished[s] {
-            canvas[s].iter_mut().filter(|x| **x == mask).for_each(|x| *x = info.eos_id);
-        }
-    }
-    stats.steps = step;
-    stats.wall_time = wall.elapsed();
-    Ok(RunOutput { prompts: prompts.to_vec(), generated: canvas, steps: records, stats })
+    Ok(dec.finish(records, wall.elapsed()))
 }
 
 /// Matmul FLOPs of one sequence's forward: `rows` recomputed rows attending over `t` keys,
 /// `logit_rows` rows through the LM head.
 pub fn forward_flops(info: &crate::model::ModelInfo, rows: usize, t: usize, logit_rows: usize) -> f64 {
     let (d, f, l) = (info.d_model as f64, info.mlp_hidden as f64, info.n_layers as f64);
-    let per_row = 2.0 * (4.0 * d * d + 3.0 * d * f) + 4.0 * t as f64 * d;
+    let kv = (info.d_model / info.n_heads * info.kv_heads) as f64;
+    // q and o are d x d, k and v d x kv_dim, three d x f FFN matrices; scores and the
+    // weighted sum over t keys.
+    let per_row = 2.0 * (2.0 * d * d + 2.0 * d * kv + 3.0 * d * f) + 4.0 * t as f64 * d;
     l * rows as f64 * per_row + 2.0 * logit_rows as f64 * d * info.logits_width as f64
-}
-
-/// Some refresh rule ranks rows outside the current block by this step's row statistics.
-fn fresh_stats_outside_block(plan: &Plan) -> bool {
-    plan.refresh.rows.iter().any(|r| match &r.op {
-        RowOp::MaskedTopK { score, window, .. } => {
-            !matches!(window, Window::Block) && score.uses(|s| matches!(s, Score::Confidence | Score::Margin | Score::NegEntropy))
-        }
-        _ => false,
-    })
-}
-
-/// An EOS has been committed and everything before the first EOS is decoded.
-fn stop_reached(canvas: &[u32], mask: u32, eos: u32) -> bool {
-    match canvas.iter().position(|&x| x == eos) {
-        Some(e) => canvas[..e].iter().all(|&x| x != mask),
-        None => false,
-    }
 }
 

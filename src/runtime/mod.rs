@@ -2,10 +2,12 @@
 //! confidence cache and the step trace. Nothing policy-specific lives here: d²Cache is just
 //! the plan compiled from `policies/d2cache.pol`.
 
+mod decoder;
 pub mod exec;
 pub mod layers;
 pub mod rollout;
 pub mod rows;
+pub mod sampling;
 pub mod scores;
 pub mod select;
 pub mod trace;

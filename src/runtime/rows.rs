@@ -1,14 +1,50 @@
 //! Which rows the next step recomputes: the plan's refresh rules, evaluated in order after a
 //! step has committed its tokens. Each rule adds positions to the set; rollout rules pick only
 //! among positions not selected yet, and `inflate` fills gaps in what the rules before it chose.
+//!
+//! Rules that want a canvas position's *prediction* (masked top-k, block, suffix) select the
+//! row whose logits decide it ([`RowMap::logit_row`]: the position itself, or its predecessor
+//! on a shifted-logit model such as Dream); rules that want a token's fresh K/V (committed)
+//! select the token's own row.
 
 use super::scores::{eval, DensityMemo, RowStat, ScoreInputs};
 use super::select::{nucleus, top_k};
 use crate::plan::{Plan, RolloutPick, RowOp, Window};
 
+/// Where canvas positions sit among the model's rows, for a model whose logits for position
+/// `i` come from row `i - shift`.
+#[derive(Debug, Clone, Copy)]
+pub struct RowMap {
+    pub prompt_len: usize,
+    pub gen: usize,
+    pub shift: usize,
+}
+
+impl RowMap {
+    /// The row whose logits decide canvas position `j` (requires `prompt_len >= shift`).
+    pub fn logit_row(&self, j: usize) -> usize {
+        self.prompt_len + j - self.shift
+    }
+    /// The canvas position that row `r`'s logits decide, if any.
+    pub fn decided_by(&self, r: usize) -> Option<usize> {
+        (r + self.shift).checked_sub(self.prompt_len).filter(|&j| j < self.gen)
+    }
+    /// The row that holds canvas position `j`'s own token.
+    pub fn token_row(&self, j: usize) -> usize {
+        self.prompt_len + j
+    }
+    pub fn len(&self) -> usize {
+        self.prompt_len + self.gen
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One sequence's view of the step that just ran.
 pub struct StepView<'a> {
-    pub prompt_len: usize,
+    /// Rows of the refresh rules (the model's shift, unless the policy turns it off).
+    pub map: RowMap,
     /// Canvas after this step's commits.
     pub masked_after: &'a [bool],
     /// In-block positions that were masked before this step (the reference's mutated block mask).
@@ -73,9 +109,13 @@ fn lookahead(v: &StepView, k: usize, rounds_to_masked: bool) -> (usize, usize) {
 
 /// Absolute positions (length T mask) the next step recomputes for one sequence.
 pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>>]) -> Vec<bool> {
-    let (p, g) = (v.prompt_len, v.masked_after.len());
-    let mut q = vec![false; p + g];
+    let (map, g) = (v.map, v.masked_after.len());
+    let mut q = vec![false; map.len()];
     let rounds = plan.quirks.window_rounds_to_masked.as_bool().unwrap_or(true);
+    // Oracle §8.3: the reference assigns the row of canvas position 0 (the last prompt row
+    // on a shifted model) only after the rollout nucleus, replacing whatever it picked.
+    let late_first = map.shift > 0 && plan.quirks.first_predecessor_after_rollout.as_bool().unwrap_or(false);
+    let mut pending_first: Option<bool> = None;
     let mut wi = 0;
     for rule in &plan.refresh.rows {
         match &rule.op {
@@ -89,11 +129,15 @@ pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>
                     Window::Lookahead { k } => lookahead(v, k.as_usize().unwrap_or(1), rounds),
                 };
                 let cands = (lo..=hi).filter(|&i| v.masked_after[i]);
-                for i in top_k(sc, cands, k.min(g)) {
-                    q[p + i] = true;
+                let picked = top_k(sc, cands, k.min(g));
+                if late_first {
+                    pending_first = Some(pending_first.unwrap_or(false) || picked.contains(&0));
+                }
+                for i in picked.into_iter().filter(|&i| !(late_first && i == 0)) {
+                    q[map.logit_row(i)] = true;
                 }
             }
-            RowOp::Committed => v.committed.iter().for_each(|&i| q[p + i] = true),
+            RowOp::Committed => v.committed.iter().for_each(|&i| q[map.token_row(i)] = true),
             RowOp::Rollout { pick, .. } => {
                 let Some(gi) = v.importance else { continue };
                 let free: Vec<bool> = q.iter().map(|x| !x).collect();
@@ -106,17 +150,28 @@ pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>
                     }
                 };
                 picked.into_iter().for_each(|i| q[i] = true);
+                if let Some(first) = pending_first.take() {
+                    q[map.logit_row(0)] = first;
+                }
             }
-            RowOp::Block => (v.block.0..v.block.1).for_each(|i| q[p + i] = true),
-            RowOp::Suffix => (v.block.1..g).for_each(|i| q[p + i] = true),
+            RowOp::Block => (v.block.0..v.block.1).for_each(|i| q[map.logit_row(i)] = true),
+            RowOp::Suffix => (v.block.1..g).for_each(|i| q[map.logit_row(i)] = true),
             RowOp::Prompt { every } => {
                 let e = every.as_usize().unwrap_or(1).max(1);
                 if v.next_step % e == 0 {
-                    q[..p].iter_mut().for_each(|x| *x = true);
+                    q[..map.prompt_len].iter_mut().for_each(|x| *x = true);
                 }
             }
-            RowOp::Inflate { w } => inflate(&mut q, w.as_usize().unwrap_or(0)),
+            RowOp::Inflate { w } => {
+                if let Some(first) = pending_first.take() {
+                    q[map.logit_row(0)] = first;
+                }
+                inflate(&mut q, w.as_usize().unwrap_or(0))
+            }
         }
+    }
+    if let Some(first) = pending_first {
+        q[map.logit_row(0)] |= first;
     }
     q
 }

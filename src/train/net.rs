@@ -72,7 +72,7 @@ impl TrainNet {
         }
         let ln_f = norm(&vb, "ln_f", d)?;
         let head = linear(&vb, "ff_out", rows, d, std)?;
-        let (cos, sin) = crate::model::llada::rope_tables(cfg.max_sequence_length, hd, cfg.rope_theta, device)?;
+        let (cos, sin) = crate::model::transformer::rope_tables(cfg.max_sequence_length, hd, cfg.rope_theta, device)?;
         Ok(TrainNet { cfg: cfg.clone(), wte, blocks, ln_f, head, cos, sin })
     }
 

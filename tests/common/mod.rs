@@ -3,17 +3,33 @@
 
 use candle_core::{DType, Device};
 use d2c::compile::{compile, Source};
-use d2c::model::Llada;
+use d2c::model::{dream, llada, Transformer};
 use d2c::plan::Plan;
 use serde_json::Value;
 use std::path::Path;
 
-pub fn tiny_model() -> Llada {
-    Llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &Device::Cpu).expect("tiny model loads")
+pub fn tiny_model() -> Transformer {
+    llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &Device::Cpu).expect("tiny model loads")
 }
 
+pub fn tiny_dream() -> Transformer {
+    dream::load(Path::new("tests/fixtures/tiny-dream"), DType::F32, &Device::Cpu).expect("tiny Dream loads")
+}
+
+/// The oracle's tiny checkpoint of the family a trace names (`model_family`, absent = LLaDA).
+pub fn model_for(t: &Value) -> Transformer {
+    match t["model_family"].as_str() {
+        Some("dream") => tiny_dream(),
+        _ => tiny_model(),
+    }
+}
+
+/// A LLaDA trace by name, or a Dream one as `dream/NAME`.
 pub fn trace(name: &str) -> Value {
-    let p = format!("tests/fixtures/traces/{name}.json");
+    let p = match name.strip_prefix("dream/") {
+        Some(n) => format!("tests/fixtures/dream/traces/{n}.json"),
+        None => format!("tests/fixtures/traces/{name}.json"),
+    };
     serde_json::from_str(&std::fs::read_to_string(&p).expect("trace fixture")).expect("trace json")
 }
 
@@ -30,6 +46,9 @@ pub fn plan(policy: &str, sets: &[String]) -> Plan {
 pub fn policy_for(t: &Value) -> (String, Vec<String>) {
     let g = &t["generation"];
     let mut sets = vec![format!("gen_length={}", g["gen_length"]), format!("block_length={}", g["block_length"]), format!("tokens_per_step={}", g["num_transfer_tokens"])];
+    if let Some(p) = g["top_p"].as_f64() {
+        sets.push(format!("top_p={p}"));
+    }
     // The reference turns the prior off with sigma None or 0 ("if sigma is not None and sigma > 0").
     let sigma = g["sigma"].as_f64().filter(|s| *s > 0.0);
     let cache = &t["cache"];

@@ -3,7 +3,7 @@
 //! attention and FFN only for the rows its [`LayerRows`] names; the other rows add that
 //! layer's cached attention and FFN outputs.
 
-use super::{kv_index, rms_norm, Llada};
+use super::{kv_index, rms_norm, Transformer};
 use crate::error::{Error, Result};
 use crate::model::{KvStore, LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
 use candle_core::{DType, Tensor};
@@ -46,11 +46,11 @@ fn least_similar(fresh: &Tensor, cached: &Tensor, k: usize) -> Result<Vec<Vec<us
         .collect())
 }
 
-impl Llada {
+impl Transformer {
     pub(super) fn layer_cache(&self, batch: usize, len: usize) -> Result<LayerCache> {
-        let z = || Tensor::zeros((batch, len, self.cfg.d_model), self.dtype, &self.device);
+        let z = || Tensor::zeros((batch, len, self.spec.d_model), self.dtype, &self.device);
         let mut c = LayerCache { attn: Vec::new(), ffn: Vec::new() };
-        for _ in 0..self.cfg.n_layers {
+        for _ in 0..self.spec.n_layers {
             c.attn.push(z()?);
             c.ffn.push(z()?);
         }
@@ -58,29 +58,26 @@ impl Llada {
     }
 
     pub(super) fn layered(&self, req: &LayeredRequest, kv: &mut KvStore, lc: &mut LayerCache) -> Result<LayeredOutput> {
-        let cfg = &self.cfg;
-        let (kvh, hd, d) = (cfg.kv_heads(), cfg.head_dim(), cfg.d_model);
+        let spec = &self.spec;
+        let (kvh, hd, d) = (spec.kv_heads, spec.head_dim(), spec.d_model);
         let kvd = kvh * hd;
         let b = req.ids.len();
         let t = req.ids.first().map_or(0, |r| r.len());
         let p = req.prompt_len;
-        if b == 0 || t == 0 || p > t || b != kv.batch() || t != kv.len() || req.ids.iter().any(|r| r.len() != t) {
+        if b == 0 || t == 0 || p > t || req.logits_from > t || b != kv.batch() || t != kv.len() || req.ids.iter().any(|r| r.len() != t) {
             return Err(Error::input(format!("layered forward: {b} sequences of {t} rows do not match the K/V store ({} x {})", kv.batch(), kv.len())));
         }
-        if req.layers.len() != cfg.n_layers || lc.attn.len() != cfg.n_layers {
-            return Err(Error::input(format!("layered forward: {} layer specs for {} layers", req.layers.len(), cfg.n_layers)));
+        if req.layers.len() != spec.n_layers || lc.attn.len() != spec.n_layers {
+            return Err(Error::input(format!("layered forward: {} layer specs for {} layers", req.layers.len(), spec.n_layers)));
         }
         let g = t - p;
         let dev = &self.device;
-        let ids: Vec<u32> = req.ids.iter().flatten().copied().collect();
-        if let Some(&bad) = ids.iter().find(|&&x| x as usize >= cfg.emb_rows()) {
-            return Err(Error::input(format!("token id {bad} is outside the vocabulary ({} rows)", cfg.emb_rows())));
-        }
-        let mut x = self.wte.index_select(&Tensor::from_vec(ids, b * t, dev)?, 0)?.reshape((b, t, d))?;
-        let mut refreshed = Vec::with_capacity(cfg.n_layers);
+        req.ids.iter().try_for_each(|r| self.check_ids(r))?;
+        let mut x = self.embed(&req.ids)?;
+        let mut refreshed = Vec::with_capacity(spec.n_layers);
         for (l, blk) in self.blocks.iter().enumerate() {
             let LayerRows { prompt, response } = req.layers[l];
-            let hn = rms_norm(&x, &blk.attn_norm, cfg.rms_norm_eps)?;
+            let hn = rms_norm(&x, &blk.attn_norm, spec.rms_eps)?;
             let mut rows: Vec<Vec<usize>> = vec![if prompt { (0..p).collect() } else { vec![] }; b];
             match response {
                 ResponseRows::None => {}
@@ -110,8 +107,8 @@ impl Llada {
             x = (x + &lc.ffn[l])?;
             refreshed.push(rows);
         }
-        let xs = rms_norm(&x.narrow(1, p, g)?.contiguous()?, &self.ln_f, cfg.rms_norm_eps)?;
-        let logits = self.head.forward(&xs)?.to_dtype(DType::F32)?;
+        let from = req.logits_from;
+        let logits = self.logits(&x.narrow(1, from, t - from)?.contiguous()?)?;
         Ok(LayeredOutput { logits, refreshed })
     }
 }

@@ -1,0 +1,296 @@
+//! The bidirectional transformer both families share: pre-norm blocks of RMSNorm, attention
+//! with RoPE (grouped-query when the family has fewer K/V heads, optional q/k/v bias) and a
+//! SwiGLU FFN, then a final norm and an untied (or tied) LM head.
+//!
+//! A family file (`llada.rs`, `dream.rs`) reads its own `config.json` into a [`Spec`] and maps
+//! its tensor names onto [`BlockWeights`]; everything that computes lives here, once. The
+//! forward is the cache primitive of [`DiffusionModel`]: any subset of rows, K/V written into
+//! a caller-owned store, attention over every cached row.
+
+mod layered;
+
+use super::kv::KvStore;
+use super::{DiffusionModel, ForwardOutput, ForwardRequest, LayerCache, LayeredOutput, LayeredRequest, ModelInfo};
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::Linear;
+
+/// Shapes and constants of the network, whatever the family calls them.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub kv_heads: usize,
+    pub mlp_hidden: usize,
+    /// Rows of the embedding and the LM head.
+    pub emb_rows: usize,
+    pub rms_eps: f64,
+    pub rope_theta: f64,
+    pub max_len: usize,
+}
+
+impl Spec {
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+    pub fn kv_dim(&self) -> usize {
+        self.kv_heads * self.head_dim()
+    }
+}
+
+/// One block's tensors as a family's checkpoint names them, already shape-checked.
+pub struct BlockWeights {
+    pub attn_norm: Tensor,
+    pub ffn_norm: Tensor,
+    pub q: Tensor,
+    pub k: Tensor,
+    pub v: Tensor,
+    /// q, k and v biases (Qwen2 / Dream); LLaDA has none.
+    pub qkv_bias: Option<(Tensor, Tensor, Tensor)>,
+    pub o: Tensor,
+    pub gate: Tensor,
+    pub up: Tensor,
+    pub down: Tensor,
+}
+
+struct Block {
+    attn_norm: Tensor,
+    ffn_norm: Tensor,
+    /// q, k and v projections stacked into one matrix: one skinny matmul instead of three
+    /// (per-call packing and thread start-up dominate when only a few rows are recomputed).
+    qkv: Linear,
+    o: Linear,
+    /// gate and up projections stacked, for the same reason.
+    gate_up: Linear,
+    down: Linear,
+}
+
+impl Block {
+    fn new(w: BlockWeights) -> Result<Self> {
+        let bias = match w.qkv_bias {
+            Some((bq, bk, bv)) => Some(Tensor::cat(&[bq, bk, bv], 0)?),
+            None => None,
+        };
+        Ok(Block {
+            attn_norm: w.attn_norm,
+            ffn_norm: w.ffn_norm,
+            qkv: Linear::new(Tensor::cat(&[w.q, w.k, w.v], 0)?, bias),
+            o: Linear::new(w.o, None),
+            gate_up: Linear::new(Tensor::cat(&[w.gate, w.up], 0)?, None),
+            down: Linear::new(w.down, None),
+        })
+    }
+}
+
+pub struct Transformer {
+    spec: Spec,
+    info: ModelInfo,
+    embed: Tensor,
+    blocks: Vec<Block>,
+    final_norm: Tensor,
+    head: Linear,
+    inv_freq: Vec<f32>,
+    dtype: DType,
+    device: Device,
+}
+
+/// RoPE frequencies, the reference's recipe: inv_freq = 1 / theta^(2i/hd), in f32.
+fn inv_freq(hd: usize, theta: f64) -> Vec<f32> {
+    (0..hd / 2).map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / hd as f32)).collect()
+}
+
+/// (max_len, hd/2) cos and sin tables of the RoPE angles (position x inv_freq in f32), for
+/// the training network.
+pub(crate) fn rope_tables(max_len: usize, hd: usize, theta: f64, dev: &Device) -> Result<(Tensor, Tensor)> {
+    let inv = inv_freq(hd, theta);
+    let angles: Vec<f32> = (0..max_len).flat_map(|p| inv.iter().map(move |f| p as f32 * f)).collect();
+    let cos = angles.iter().map(|a| a.cos()).collect();
+    let sin = angles.iter().map(|a| a.sin()).collect();
+    Ok((Tensor::from_vec(cos, (max_len, hd / 2), dev)?, Tensor::from_vec(sin, (max_len, hd / 2), dev)?))
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    Ok(candle_nn::ops::rms_norm(x, w, eps as f32)?)
+}
+
+impl Transformer {
+    /// Assemble a network from a family's weights; `head` is `None` for a tied head.
+    pub fn new(spec: Spec, info: ModelInfo, embed: Tensor, blocks: Vec<BlockWeights>, final_norm: Tensor, head: Option<Tensor>, dtype: DType, device: &Device) -> Result<Self> {
+        let inv_freq = inv_freq(spec.head_dim(), spec.rope_theta);
+        let head = Linear::new(head.unwrap_or_else(|| embed.clone()), None);
+        let blocks = blocks.into_iter().map(Block::new).collect::<Result<_>>()?;
+        Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone() })
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn check(&self, req: &ForwardRequest, kv: &KvStore) -> Result<(usize, usize, usize)> {
+        let b = req.ids.len();
+        let nq = req.ids.first().map_or(0, |r| r.len());
+        let nl = req.logit_rows.first().map_or(0, |r| r.len());
+        if b == 0 || nq == 0 {
+            return Err(Error::input("forward needs at least one sequence and one row"));
+        }
+        if b != kv.batch() || req.positions.len() != b || req.logit_rows.len() != b {
+            return Err(Error::input(format!("batch mismatch: {b} id rows, {} position rows, K/V store for {}", req.positions.len(), kv.batch())));
+        }
+        for s in 0..b {
+            if req.ids[s].len() != nq || req.positions[s].len() != nq || req.logit_rows[s].len() != nl {
+                return Err(Error::input("every sequence must push the same number of rows"));
+            }
+            if let Some(&p) = req.positions[s].iter().find(|&&p| p >= kv.len() || p >= self.spec.max_len) {
+                return Err(Error::input(format!("position {p} is outside the sequence (length {}, max length {})", kv.len(), self.spec.max_len)));
+            }
+            self.check_ids(&req.ids[s])?;
+            if let Some(&r) = req.logit_rows[s].iter().find(|&&r| r >= nq) {
+                return Err(Error::input(format!("logit row {r} is not a query row (only {nq})")));
+            }
+        }
+        Ok((b, nq, nl))
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&t| t as usize >= self.spec.emb_rows) {
+            Some(t) => Err(Error::input(format!("token id {t} is outside the vocabulary ({} rows)", self.spec.emb_rows))),
+            None => Ok(()),
+        }
+    }
+
+    fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        let (b, n) = (ids.len(), ids.first().map_or(0, |r| r.len()));
+        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
+        Ok(self.embed.index_select(&Tensor::from_vec(flat, b * n, &self.device)?, 0)?.reshape((b, n, self.spec.d_model))?)
+    }
+
+    /// Final norm and LM head of `x` (rows, d), as f32 logits.
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.head.forward(&rms_norm(x, &self.final_norm, self.spec.rms_eps)?)?.to_dtype(DType::F32)?)
+    }
+}
+
+impl DiffusionModel for Transformer {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn new_kv_store(&self, batch: usize, len: usize) -> Result<KvStore> {
+        if len > self.spec.max_len {
+            return Err(Error::input(format!("sequence length {len} exceeds the model's maximum {}", self.spec.max_len)));
+        }
+        KvStore::new(self.spec.n_layers, batch, self.spec.kv_heads, len, self.spec.head_dim(), self.dtype, &self.device)
+    }
+
+    fn new_layer_cache(&self, batch: usize, len: usize) -> Result<LayerCache> {
+        self.layer_cache(batch, len)
+    }
+
+    fn forward_layered(&self, req: &LayeredRequest, kv: &mut KvStore, cache: &mut LayerCache) -> Result<LayeredOutput> {
+        self.layered(req, kv, cache)
+    }
+
+    fn forward(&self, req: &ForwardRequest, kv: &mut KvStore) -> Result<ForwardOutput> {
+        let (b, nq, nl) = self.check(req, kv)?;
+        let (h, d) = (self.spec.n_heads, self.spec.d_model);
+        let dev = &self.device;
+        let rows = self.query_rows(&req.positions)?;
+        let mut x = self.embed(&req.ids)?;
+        let mut attention = Vec::new();
+        for (l, blk) in self.blocks.iter().enumerate() {
+            let (o, att) = self.attend(l, blk, &rms_norm(&x, &blk.attn_norm, self.spec.rms_eps)?, &rows, kv)?;
+            if req.want_attention {
+                // Head mean as a (1 x h) @ (h x nq*T) product: candle's reduction over a
+                // middle dimension is an order of magnitude slower.
+                let t_len = att.dim(3)?;
+                let w = Tensor::full(1.0f32 / h as f32, (b, 1, h), dev)?;
+                attention.push(w.matmul(&att.reshape((b, h, nq * t_len))?)?.reshape((b, nq, t_len))?);
+            }
+            x = (x + o)?;
+            x = (&x + self.ffn(blk, &x)?)?;
+        }
+        let sel: Vec<u32> = (0..b).flat_map(|s| req.logit_rows[s].iter().map(move |&r| (s * nq + r) as u32)).collect();
+        let xs = x.reshape((b * nq, d))?.index_select(&Tensor::from_vec(sel, b * nl, dev)?, 0)?;
+        let logits = self.logits(&xs)?.reshape((b, nl, self.spec.emb_rows))?;
+        Ok(ForwardOutput { logits, attention })
+    }
+}
+
+/// Where a forward's query rows sit: their RoPE angles and their K/V scatter index.
+struct QueryRows {
+    cos: Tensor,
+    sin: Tensor,
+    index: Tensor,
+}
+
+/// Index of `rows` (B sequences, n positions each) for a head-major K/V write: (B, kvh, n, hd).
+fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize, dev: &Device) -> Result<Tensor> {
+    let n = rows.first().map_or(0, |r| r.len());
+    let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
+    for r in rows {
+        for _ in 0..kvh {
+            for &p in r {
+                idx.extend(std::iter::repeat(p as u32).take(hd));
+            }
+        }
+    }
+    Ok(Tensor::from_vec(idx, (rows.len(), kvh, n, hd), dev)?)
+}
+
+impl Transformer {
+    /// RoPE angles (position x inv_freq, in f32 as the reference computes them) and the K/V
+    /// index of the rows at `positions`.
+    fn query_rows(&self, positions: &[Vec<usize>]) -> Result<QueryRows> {
+        let (b, n, hd) = (positions.len(), positions.first().map_or(0, |r| r.len()), self.spec.head_dim());
+        let mut cos = Vec::with_capacity(b * n * hd / 2);
+        let mut sin = Vec::with_capacity(b * n * hd / 2);
+        for &p in positions.iter().flatten() {
+            for f in &self.inv_freq {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        Ok(QueryRows {
+            cos: Tensor::from_vec(cos, (b, n, hd / 2), &self.device)?,
+            sin: Tensor::from_vec(sin, (b, n, hd / 2), &self.device)?,
+            index: kv_index(positions, self.spec.kv_heads, hd, &self.device)?,
+        })
+    }
+
+    /// The attention sub-block for the normed query rows `hn` (B, n, d): writes their K/V
+    /// into layer `l` of the store, attends over every cached row, and returns the
+    /// out-projected output (B, n, d) and the attention probabilities (B, h, n, T), f32.
+    ///
+    /// Grouped-query attention without repeating K/V: the `h / kvh` query heads that share a
+    /// K/V head are stacked as extra query rows of one (B, kvh, g*n, hd) x (B, kvh, hd, T)
+    /// product.
+    fn attend(&self, l: usize, blk: &Block, hn: &Tensor, rows: &QueryRows, kv: &KvStore) -> Result<(Tensor, Tensor)> {
+        let (h, kvh, hd, d) = (self.spec.n_heads, self.spec.kv_heads, self.spec.head_dim(), self.spec.d_model);
+        let group = h / kvh;
+        let (b, n, _) = hn.dims3()?;
+        let heads = |t: Tensor, k: usize| -> Result<Tensor> { Ok(t.reshape((b, n, k, hd))?.transpose(1, 2)?.contiguous()?) };
+        let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &rows.cos, &rows.sin)?.to_dtype(self.dtype)?) };
+        let qkv = blk.qkv.forward(hn)?;
+        let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
+        let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
+        let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
+        kv.write(l, &rows.index, &k, &v)?;
+        let (kc, vc) = kv.layer(l)?;
+        let t_len = kc.dim(2)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let q = q.reshape((b, kvh, group * n, hd))?;
+        let att = candle_nn::ops::softmax_last_dim(&(q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?)?;
+        let o = att.to_dtype(self.dtype)?.matmul(vc)?.reshape((b, h, n, hd))?.transpose(1, 2)?.reshape((b, n, d))?;
+        Ok((blk.o.forward(&o)?, att.reshape((b, h, n, t_len))?))
+    }
+
+    /// The FFN sub-block's output for rows `x` (B, n, d), before the residual add.
+    fn ffn(&self, blk: &Block, x: &Tensor) -> Result<Tensor> {
+        let gu = blk.gate_up.forward(&rms_norm(x, &blk.ffn_norm, self.spec.rms_eps)?)?;
+        let ff = gu.dim(2)? / 2;
+        let act = (candle_nn::ops::silu(&gu.narrow(2, 0, ff)?)? * gu.narrow(2, ff, ff)?)?;
+        Ok(blk.down.forward(&act)?)
+    }
+}

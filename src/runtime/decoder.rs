@@ -1,0 +1,388 @@
+//! The decoder's state and the phases of one step, in the order [`super::generate`] runs
+//! them: [`Decoder::rows`] (which rows to push), [`Decoder::forward`], [`Decoder::commit`]
+//! (row statistics, scores, the commit rule, confidence cache, rollout importance),
+//! [`Decoder::refresh`] (the next step's rows) and [`Decoder::account`].
+//!
+//! Shifted logits (Dream) are handled through [`RowMap`] only: the forward asks for the rows
+//! whose logits decide masked positions, and the commit reads them back by position.
+
+use super::exec::{forward_flops, RunOutput, Setup, Stats, StepRecord};
+use super::layers::{account_layered, layer_spec};
+use super::rollout::{importance_dense, importance_vector};
+use super::rows::{select_rows, top_up, window_scores, RowMap, StepView};
+use super::sampling::{row_stat, RowStat};
+use super::scores::{eval, DensityMemo, ScoreInputs};
+use super::select::commit;
+use crate::error::{Error, Result};
+use crate::model::{DiffusionModel, ForwardRequest, KvStore, LayerCache, LayeredRequest, ModelInfo};
+use crate::plan::{FullWhen, Plan, RolloutMode, RowOp, Score, Window};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::time::Duration;
+
+pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
+    model: &'a M,
+    plan: &'a Plan,
+    cfg: Setup,
+    info: ModelInfo,
+    prompts: &'a [Vec<u32>],
+    /// Where the model reads logits for each canvas position.
+    logits_map: RowMap,
+    /// Where the refresh rules put a position's prediction (the policy may turn the shift off).
+    refresh_map: RowMap,
+    kv: KvStore,
+    layer_cache: Option<LayerCache>,
+    canvas: Vec<Vec<u32>>,
+    conf_cache: Vec<Option<Vec<f64>>>,
+    next_rows: Vec<Option<Vec<bool>>>,
+    importance: Vec<Vec<f64>>,
+    window_density: Vec<Vec<f64>>,
+    finished: Vec<bool>,
+    /// What a masked position whose logit row was not recomputed looks like.
+    stale: RowStat,
+    /// Some refresh rule ranks rows outside the block by this step's statistics.
+    fresh_outside: bool,
+    rng: StdRng,
+    step: usize,
+    pub(super) stats: Stats,
+}
+
+/// One step's rows: which sequences decode, which rows they push, whose logits are read.
+pub(super) struct StepRows {
+    block: (usize, usize),
+    /// Per sequence: block positions still masked before this step.
+    block_seen: Vec<Vec<bool>>,
+    active: Vec<usize>,
+    full: bool,
+    positions: Vec<Vec<usize>>,
+    ids: Vec<Vec<u32>>,
+    /// Indices into `positions`, padded to one count for the batch; `real` are the unpadded counts.
+    logit_rows: Vec<Vec<usize>>,
+    real: Vec<usize>,
+}
+
+/// What a forward returns, on the host.
+pub(super) struct Fresh {
+    /// Per active sequence, per logit row.
+    logits: Vec<Vec<Vec<f32>>>,
+    /// Per layer, per active sequence, (query rows x T) head-mean attention.
+    attention: Vec<Vec<Vec<Vec<f32>>>>,
+    /// Layered forwards: per layer, per active sequence, the rows recomputed.
+    layer_rows: Vec<Vec<Vec<usize>>>,
+}
+
+/// One sequence's outcome of the commit phase.
+pub(super) struct SeqCommit {
+    seq: usize,
+    rows: Vec<RowStat>,
+    chosen: Vec<usize>,
+}
+
+impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
+    pub(super) fn new(model: &'a M, plan: &'a Plan, prompts: &'a [Vec<u32>], cfg: Setup) -> Result<Self> {
+        let info = model.info().clone();
+        let b = prompts.len();
+        let p = prompts.first().map_or(0, |x| x.len());
+        if b == 0 || p == 0 {
+            return Err(Error::input("at least one non-empty prompt is needed"));
+        }
+        if prompts.iter().any(|x| x.len() != p) {
+            return Err(Error::input("all prompts of a batch must have the same length (no padding support)"));
+        }
+        let (g, t) = (cfg.gen, p + cfg.gen);
+        if t > info.max_seq_len {
+            return Err(Error::input(format!("prompt ({p} tokens) + gen_length ({g}) = {t} exceeds the model's maximum sequence length {}", info.max_seq_len)));
+        }
+        let logits_map = RowMap { prompt_len: p, gen: g, shift: info.logits_shift };
+        let refresh_map = RowMap { shift: if plan.refresh.shift_for_shifted_logits { info.logits_shift } else { 0 }, ..logits_map };
+        let layer_cache = match &plan.layers {
+            Some(_) => Some(model.new_layer_cache(b, t)?),
+            None => None,
+        };
+        Ok(Decoder {
+            model,
+            plan,
+            kv: model.new_kv_store(b, t)?,
+            layer_cache,
+            canvas: vec![vec![info.mask_id; g]; b],
+            conf_cache: vec![None; b],
+            next_rows: vec![None; b],
+            importance: vec![vec![0.0; t]; b],
+            window_density: vec![vec![]; b],
+            finished: vec![false; b],
+            stale: cfg.sampling.stale(info.logits_width),
+            fresh_outside: fresh_stats_outside_block(plan),
+            rng: StdRng::seed_from_u64(cfg.seed),
+            step: 0,
+            stats: Stats::default(),
+            logits_map,
+            refresh_map,
+            cfg,
+            info,
+            prompts,
+        })
+    }
+
+    /// The semi-autoregressive blocks, as [start, end) canvas ranges.
+    pub(super) fn blocks(&self) -> Vec<(usize, usize)> {
+        (0..self.cfg.gen / self.cfg.block).map(|k| (k * self.cfg.block, (k + 1) * self.cfg.block)).collect()
+    }
+
+    pub(super) fn canvas_size(&self) -> usize {
+        self.cfg.gen * self.canvas.len()
+    }
+
+    /// Phase 1: the rows this step pushes, or `None` when no sequence has a masked position
+    /// left in `block`.
+    pub(super) fn rows(&self, block: (usize, usize), first_in_block: bool) -> Option<StepRows> {
+        let (g, t, mask) = (self.cfg.gen, self.logits_map.len(), self.info.mask_id);
+        let block_seen: Vec<Vec<bool>> = self.canvas.iter().map(|c| (0..g).map(|i| i >= block.0 && i < block.1 && c[i] == mask).collect()).collect();
+        let active: Vec<usize> = (0..self.canvas.len()).filter(|&s| !self.finished[s] && block_seen[s].iter().any(|&x| x)).collect();
+        if active.is_empty() || self.cfg.per_step == 0 {
+            return None;
+        }
+        let full = !self.plan.has_cache()
+            || active.iter().any(|&s| self.next_rows[s].is_none())
+            || self.plan.refresh.full.iter().any(|f| match &f.when {
+                FullWhen::FirstStep => self.step == 0,
+                FullWhen::BlockStart => first_in_block,
+                FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && self.step % n == 0),
+            });
+        let mut sets: Vec<Vec<bool>> = active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
+        if !full && active.len() > 1 {
+            // The reference pushes equal row counts for every sequence of a batch.
+            let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.importance[s].clone()).collect();
+            let dens: Vec<Vec<f64>> = active.iter().map(|&s| self.window_density[s].clone()).collect();
+            top_up(&mut sets, &gi, &dens, self.logits_map.prompt_len);
+        }
+        let positions: Vec<Vec<usize>> = sets.iter().map(|q| (0..t).filter(|&i| q[i]).collect()).collect();
+        let ids = active.iter().zip(&positions).map(|(&s, pos)| pos.iter().map(|&i| self.token_at(s, i)).collect()).collect();
+        // Logits only where a rule reads them: rows deciding masked positions of the block,
+        // and every masked position while the confidence cache or an out-of-block rule needs it.
+        let mut logit_rows: Vec<Vec<usize>> = active
+            .iter()
+            .zip(&positions)
+            .map(|(&s, pos)| {
+                let all = self.fresh_outside || (self.plan.needs.confidence_cache && (!self.cfg.frozen || self.conf_cache[s].is_none()));
+                (0..pos.len())
+                    .filter(|&r| self.logits_map.decided_by(pos[r]).is_some_and(|j| self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
+                    .collect()
+            })
+            .collect();
+        let real: Vec<usize> = logit_rows.iter().map(|r| r.len()).collect();
+        let nl = real.iter().copied().max().unwrap_or(0).max(1);
+        for r in logit_rows.iter_mut() {
+            let pad = r.last().copied().unwrap_or(0);
+            r.resize(nl, pad);
+        }
+        Some(StepRows { block, block_seen, active, full, positions, ids, logit_rows, real })
+    }
+
+    fn token_at(&self, seq: usize, row: usize) -> u32 {
+        let p = self.logits_map.prompt_len;
+        if row < p {
+            self.prompts[seq][row]
+        } else {
+            self.canvas[seq][row - p]
+        }
+    }
+
+    /// Phase 2: one forward over the chosen rows; logits and attention back on the host.
+    pub(super) fn forward(&mut self, st: &StepRows) -> Result<Fresh> {
+        let map = self.logits_map;
+        match (&self.plan.layers, self.layer_cache.as_mut()) {
+            (Some(lp), Some(lc)) => {
+                if st.active.len() != self.canvas.len() {
+                    return Err(Error::Other("per-layer caches need every sequence of the batch active (stop_at_eos with a batch is not supported)".into()));
+                }
+                let from = map.logit_row(0);
+                let req = LayeredRequest { ids: st.ids.clone(), prompt_len: map.prompt_len, logits_from: from, layers: layer_spec(lp, self.step, self.info.n_layers, map.gen) };
+                let out = self.model.forward_layered(&req, &mut self.kv, lc)?;
+                let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
+                let logits = st.logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][st.positions[a][r] - from].clone()).collect()).collect();
+                Ok(Fresh { logits, attention: Vec::new(), layer_rows: out.refreshed })
+            }
+            _ => {
+                let req = ForwardRequest { ids: st.ids.clone(), positions: st.positions.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() };
+                let out = self.model.forward(&req, &mut self.kv)?;
+                let attention = out.attention.iter().map(|a| a.to_vec3()).collect::<candle_core::Result<_>>()?;
+                Ok(Fresh { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })
+            }
+        }
+    }
+
+    /// Phase 3: statistics of every masked position, the commit score, the commit rule; then
+    /// the confidence cache and the rollout importance the refresh rules will read.
+    pub(super) fn commit(&mut self, st: &StepRows, fresh: &Fresh, details: bool) -> (StepRecord, Vec<SeqCommit>) {
+        let (g, b, mask) = (self.cfg.gen, self.canvas.len(), self.info.mask_id);
+        let mut rec = StepRecord {
+            step: self.step,
+            query_positions: if st.full { None } else { Some(vec![vec![]; b]) },
+            committed: vec![vec![]; b],
+            committed_conf: vec![vec![]; b],
+            select_scores: vec![vec![]; b],
+            importance: vec![vec![]; b],
+            next_query_positions: vec![vec![]; b],
+            layer_rows: vec![vec![]; b],
+        };
+        let need_extra = self.plan.needs.margin || self.plan.needs.entropy;
+        let mut out = Vec::with_capacity(st.active.len());
+        for (a, &s) in st.active.iter().enumerate() {
+            if let Some(qp) = rec.query_positions.as_mut() {
+                qp[s] = st.positions[a].clone();
+            }
+            rec.layer_rows[s] = fresh.layer_rows.iter().map(|l| l[a].clone()).collect();
+            let mut rows = vec![self.stale; g];
+            for (k, &r) in st.logit_rows[a].iter().take(st.real[a]).enumerate() {
+                if let Some(j) = self.logits_map.decided_by(st.positions[a][r]) {
+                    rows[j] = row_stat(&fresh.logits[a][k], &self.cfg.sampling, need_extra, &mut self.rng);
+                }
+            }
+            let remaining: Vec<bool> = self.canvas[s].iter().map(|&x| x == mask).collect();
+            let decoded: Vec<bool> = remaining.iter().map(|m| !m).collect();
+            let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.cfg.stale_candidates);
+            let candidates: Vec<usize> = (0..g).filter(|&i| st.block_seen[s][i] && eligible(i)).collect();
+            let inp = ScoreInputs { rows: &rows, cached_conf: self.conf_cache[s].as_deref(), decoded: &decoded };
+            let mut score = eval(&self.plan.commit.score, &inp, &mut DensityMemo::new());
+            for (i, sc) in score.iter_mut().enumerate() {
+                if !eligible(i) {
+                    *sc = f64::NEG_INFINITY;
+                }
+            }
+            let chosen = commit(&score, &candidates, &self.cfg.rule);
+            for &i in &chosen {
+                self.canvas[s][i] = rows[i].token;
+                rec.committed[s].push((i, rows[i].token));
+                rec.committed_conf[s].push(rows[i].conf);
+            }
+            self.stats.generated_tokens += chosen.len();
+            if details {
+                rec.select_scores[s] = (0..g).map(|i| if st.block_seen[s][i] { score[i] } else { f64::NEG_INFINITY }).collect();
+            }
+            if self.plan.needs.confidence_cache {
+                self.remember_confidence(s, &rows, &remaining);
+            }
+            if let Some(mode) = self.plan.needs.rollout {
+                let layers: Vec<Vec<Vec<f32>>> = fresh.attention.iter().map(|l| l[a].clone()).collect();
+                let t = self.logits_map.len();
+                self.importance[s] = match mode {
+                    RolloutMode::Vector => importance_vector(&layers, &st.positions[a], t),
+                    RolloutMode::Dense => importance_dense(&layers, &st.positions[a], t),
+                };
+                if details {
+                    rec.importance[s] = self.importance[s].clone();
+                }
+            }
+            if self.cfg.stop_eos && stop_reached(&self.canvas[s], mask, self.info.eos_id) {
+                self.finished[s] = true;
+            }
+            out.push(SeqCommit { seq: s, rows, chosen });
+        }
+        (rec, out)
+    }
+
+    /// The confidence cache: raw confidence of still-masked positions (-inf elsewhere), set
+    /// at the first step and, unless frozen, refreshed where a position was recomputed.
+    fn remember_confidence(&mut self, s: usize, rows: &[RowStat], remaining: &[bool]) {
+        let raw: Vec<f64> = rows.iter().zip(remaining).map(|(r, &m)| if m { r.conf } else { f64::NEG_INFINITY }).collect();
+        match self.conf_cache[s].as_mut() {
+            None => self.conf_cache[s] = Some(raw),
+            Some(c) if !self.cfg.frozen => {
+                for (i, r) in rows.iter().enumerate() {
+                    if r.recomputed && remaining[i] {
+                        c[i] = raw[i];
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Phase 4: the refresh rules choose the rows of the next step.
+    pub(super) fn refresh(&mut self, st: &StepRows, commits: &[SeqCommit], rec: &mut StepRecord) {
+        if !self.plan.has_cache() {
+            return;
+        }
+        let mask = self.info.mask_id;
+        let masked_after: Vec<Vec<bool>> = self.canvas.iter().map(|c| c.iter().map(|&x| x == mask).collect()).collect();
+        let views: Vec<StepView> = commits
+            .iter()
+            .map(|c| StepView {
+                map: self.refresh_map,
+                masked_after: &masked_after[c.seq],
+                block_seen: &st.block_seen[c.seq],
+                block: st.block,
+                block_length: self.cfg.block,
+                committed: &c.chosen,
+                rows: &c.rows,
+                cached_conf: self.conf_cache[c.seq].as_deref(),
+                importance: self.plan.needs.rollout.map(|_| self.importance[c.seq].as_slice()),
+                next_step: self.step + 1,
+            })
+            .collect();
+        let window = window_scores(self.plan, &views);
+        let mut next = Vec::with_capacity(views.len());
+        for (a, v) in views.iter().enumerate() {
+            let q = select_rows(self.plan, v, a, &window);
+            rec.next_query_positions[commits[a].seq] = (0..q.len()).filter(|&i| q[i]).collect();
+            next.push(q);
+        }
+        for (a, (c, q)) in commits.iter().zip(next).enumerate() {
+            if let Some(first) = window.first() {
+                self.window_density[c.seq] = first[a].clone();
+            }
+            self.next_rows[c.seq] = Some(q);
+        }
+    }
+
+    /// Phase 5: counts, FLOPs and times of the step.
+    pub(super) fn account(&mut self, st: &StepRows, fresh: &Fresh, policy: Duration, model: Duration) {
+        let (n, t) = (st.active.len(), self.logits_map.len());
+        let s = &mut self.stats;
+        s.policy_time += policy;
+        s.model_time += model;
+        s.forwards += 1;
+        s.full_forwards += st.full as usize;
+        s.query_rows += st.positions.iter().map(|x| x.len()).sum::<usize>();
+        s.full_rows += t * n;
+        let nl = st.logit_rows.first().map_or(0, |r| r.len());
+        if fresh.layer_rows.is_empty() {
+            s.flops += n as f64 * forward_flops(&self.info, st.positions[0].len(), t, nl);
+        } else {
+            account_layered(s, self.plan, &self.info, &fresh.layer_rows, n, t, self.cfg.gen, nl);
+        }
+        self.step += 1;
+    }
+
+    /// The finished decode. A stopped sequence's unfilled tail reads as EOS, as LLaDA's own
+    /// generate leaves it.
+    pub(super) fn finish(mut self, steps: Vec<StepRecord>, wall: Duration) -> RunOutput {
+        let (mask, eos) = (self.info.mask_id, self.info.eos_id);
+        for (s, c) in self.canvas.iter_mut().enumerate() {
+            if self.finished[s] {
+                c.iter_mut().filter(|x| **x == mask).for_each(|x| *x = eos);
+            }
+        }
+        self.stats.steps = self.step;
+        self.stats.wall_time = wall;
+        RunOutput { prompts: self.prompts.to_vec(), generated: self.canvas, steps, stats: self.stats }
+    }
+}
+
+/// Some refresh rule ranks rows outside the current block by this step's row statistics.
+fn fresh_stats_outside_block(plan: &Plan) -> bool {
+    plan.refresh.rows.iter().any(|r| match &r.op {
+        RowOp::MaskedTopK { score, window, .. } => {
+            !matches!(window, Window::Block) && score.uses(|s| matches!(s, Score::Confidence | Score::Margin | Score::NegEntropy))
+        }
+        _ => false,
+    })
+}
+
+/// An EOS has been committed and everything before the first EOS is decoded.
+fn stop_reached(canvas: &[u32], mask: u32, eos: u32) -> bool {
+    match canvas.iter().position(|&x| x == eos) {
+        Some(e) => canvas[..e].iter().all(|&x| x != mask),
+        None => false,
+    }
+}

@@ -233,3 +233,15 @@ fn broken_dream_folders_are_named() {
     assert!(write(&cfg, &t).contains("`model.layers.0.self_attn.v_proj.bias` has shape [64], expected [32]"));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A cache that never recomputes the block's masked rows leaves nothing to commit: the run
+/// stops with an error naming the step instead of spinning forever.
+#[test]
+fn a_policy_that_cannot_progress_is_an_error_not_a_hang() {
+    let f = std::env::temp_dir().join(format!("d2c-stuck-{}.pol", std::process::id()));
+    std::fs::write(&f, "policy stuck\nschedule {\n  gen_length = 8\n  block_length = 8\n  tokens_per_step = 1\n}\ndecode {\n  commit top_n(1) by confidence within block\n}\ncache {\n  full at first_step\n  recompute committed\n}\n").unwrap();
+    let o = d2c(&["run", "--model", "tests/fixtures/tiny-llada", "--prompt-ids", PROMPT, "--policy", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("step 1 committed nothing"), "{}", stderr(&o));
+    let _ = std::fs::remove_file(&f);
+}

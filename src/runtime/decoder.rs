@@ -79,8 +79,9 @@ pub(super) struct SeqCommit {
 }
 
 impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
-    pub(super) fn new(model: &'a M, plan: &'a Plan, prompts: &'a [Vec<u32>], cfg: Setup) -> Result<Self> {
+    pub(super) fn new(model: &'a M, plan: &'a Plan, prompts: &'a [Vec<u32>], mut cfg: Setup) -> Result<Self> {
         let info = model.info().clone();
+        cfg.sampling.never = Some(info.mask_id);
         let b = prompts.len();
         let p = prompts.first().map_or(0, |x| x.len());
         if b == 0 || p == 0 {

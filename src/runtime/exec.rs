@@ -126,7 +126,7 @@ fn setup(plan: &Plan) -> Result<Setup> {
         block,
         per_step: need(&s.tokens_per_step, "tokens_per_step")? as usize,
         stop_eos: s.stop_at_eos.as_bool().unwrap_or(false),
-        sampling: Sampling { temperature: need(&s.temperature, "temperature")?, top_k: need(&s.top_k, "top_k")? as usize, top_p: need(&s.top_p, "top_p")? },
+        sampling: Sampling { temperature: need(&s.temperature, "temperature")?, top_k: need(&s.top_k, "top_k")? as usize, top_p: need(&s.top_p, "top_p")?, never: None },
         seed: need(&s.seed, "seed")? as u64,
         rule,
         frozen: plan.quirks.frozen_confidence_cache.as_bool().unwrap_or(false),
@@ -158,6 +158,12 @@ pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[V
             let fresh = dec.forward(&step)?;
             let t2 = Instant::now();
             let (mut rec, commits) = dec.commit(&step, &fresh, opts.record_details);
+            if rec.committed.iter().all(|c| c.is_empty()) {
+                return Err(Error::Other(format!(
+                    "{}: step {} committed nothing (no masked position of block {}..{} was a commit candidate; does the cache recompute the block's rows?)",
+                    plan.policy, rec.step, block.0, block.1
+                )));
+            }
             dec.refresh(&step, &commits, &mut rec);
             dec.account(&step, &fresh, t1 - t0 + t2.elapsed(), t2 - t1);
             records.push(rec);

@@ -27,6 +27,10 @@ pub struct Sampling {
     pub top_k: usize,
     /// 1 = off.
     pub top_p: f64,
+    /// A token never proposed: the mask. Committing it would leave the position masked
+    /// forever (random weights do predict it); it still counts in the softmax, so the
+    /// confidence of every other token is the reference's.
+    pub never: Option<u32>,
 }
 
 impl Sampling {
@@ -52,19 +56,24 @@ pub fn row_stat(logits: &[f32], sampling: &Sampling, need_extra: bool, rng: &mut
     if sampling.filters() {
         return filtered(logits, 1.0, sampling);
     }
-    let (mut best, mut second) = (0usize, None::<usize>);
-    for (i, &x) in logits.iter().enumerate().skip(1) {
-        if x > logits[best] {
-            second = Some(best);
-            best = i;
+    let never = sampling.never.map(|t| t as usize);
+    let (mut best, mut second) = (None::<usize>, None::<usize>);
+    for (i, &x) in logits.iter().enumerate() {
+        if Some(i) == never {
+            continue;
+        }
+        if best.map_or(true, |b| x > logits[b]) {
+            second = best;
+            best = Some(i);
         } else if second.map_or(true, |s| x > logits[s]) {
             second = Some(i);
         }
     }
-    let m = logits[best];
+    let best = best.unwrap_or(0);
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|&x| (x - m).exp()).sum();
     // torch: softmax in f32, then max; the max element is exp(0)/sum.
-    let conf = (1.0f32 / sum) as f64;
+    let conf = ((logits[best] - m).exp() / sum) as f64;
     let (mut margin, mut neg_entropy) = (0.0, 0.0);
     if need_extra {
         let p2 = second.map_or(0.0, |s| ((logits[s] - m).exp() / sum) as f64);
@@ -125,9 +134,22 @@ fn survivors(logits: &[f32], temperature: f64, s: &Sampling) -> Vec<(usize, f64)
     order.into_iter().map(|i| (i, (e[i] / kept) as f64)).collect()
 }
 
+/// The survivors without the token that is never proposed; if only it survived, the best
+/// other token with probability 0.
+fn proposable(logits: &[f32], temperature: f64, s: &Sampling) -> Vec<(usize, f64)> {
+    let never = s.never.map(|t| t as usize);
+    let mut kept = survivors(logits, temperature, s);
+    kept.retain(|x| Some(x.0) != never);
+    if kept.is_empty() {
+        let best = (0..logits.len()).filter(|&i| Some(i) != never).max_by(|&a, &b| logits[a].total_cmp(&logits[b]).then(b.cmp(&a))).unwrap_or(0);
+        kept.push((best, 0.0));
+    }
+    kept
+}
+
 /// Greedy decoding over the filtered distribution.
 fn filtered(logits: &[f32], temperature: f64, s: &Sampling) -> RowStat {
-    let kept = survivors(logits, temperature, s);
+    let kept = proposable(logits, temperature, s);
     let (token, conf) = kept[0];
     let margin = conf - kept.get(1).map_or(0.0, |x| x.1);
     let neg_entropy = kept.iter().filter(|x| x.1 > 0.0).map(|x| x.1 * x.1.ln()).sum();
@@ -135,8 +157,8 @@ fn filtered(logits: &[f32], temperature: f64, s: &Sampling) -> RowStat {
 }
 
 fn sample_row(logits: &[f32], s: &Sampling, rng: &mut impl Rng) -> RowStat {
-    let kept = survivors(logits, s.temperature, s);
-    let u: f64 = rng.gen();
+    let kept = proposable(logits, s.temperature, s);
+    let u: f64 = rng.gen::<f64>() * kept.iter().map(|x| x.1).sum::<f64>();
     let mut cum = 0.0;
     let mut pick = kept.len() - 1;
     for (k, x) in kept.iter().enumerate() {
@@ -156,7 +178,7 @@ mod tests {
     use super::*;
 
     fn greedy(top_p: f64, top_k: usize) -> Sampling {
-        Sampling { temperature: 0.0, top_k, top_p }
+        Sampling { temperature: 0.0, top_k, top_p, never: None }
     }
 
     /// Oracle §8.6: a zero row keeps n_kept = 270 tokens for V = 300 and 361 for V = 400 at
@@ -183,5 +205,20 @@ mod tests {
         let e1 = (1.0f64 - 2.0).exp();
         assert!((k.conf - 1.0 / (1.0 + e1)).abs() < 1e-6, "{}", k.conf);
         assert!(plain.conf < k.conf);
+    }
+
+    /// The mask token is never proposed, but stays in the softmax.
+    #[test]
+    fn the_never_token_is_skipped_but_counted() {
+        let logits = [2.0f32, 0.5, 1.0];
+        let mut rng = rand::thread_rng();
+        for s in [Sampling { never: Some(0), ..greedy(1.0, 0) }, Sampling { never: Some(0), ..greedy(0.99, 0) }] {
+            let r = row_stat(&logits, &s, false, &mut rng);
+            assert_eq!(r.token, 2);
+            let z: f64 = logits.iter().map(|&x| (x as f64).exp()).sum();
+            assert!((r.conf - 1f64.exp() / z).abs() < 1e-6, "{}", r.conf);
+        }
+        let only = Sampling { never: Some(0), ..greedy(0.1, 0) };
+        assert_eq!(row_stat(&logits, &only, false, &mut rng).token, 2);
     }
 }

@@ -13,7 +13,7 @@ const MODEL: &str = "models/tiny-tasks";
 
 fn plan(policy: &str) -> d2c::plan::Plan {
     let src = Source::read(policy).expect("policy");
-    let sets = d2c::cli::model_defaults(Path::new(MODEL), &src);
+    let (sets, _, _) = d2c::cli::model_defaults(Path::new(MODEL), &src, &[]).expect("generation_config.json reads");
     compile(&src, &sets, &mut |_, _| {}).map_err(|f| format!("{:?}", f.diagnostics)).expect("compiles").plan
 }
 

@@ -14,7 +14,7 @@ fn run(name: &str) -> (Value, RunOutput) {
     let plan = plan(&policy, &sets);
     let model = model_for(&t);
     let prompts = ids(&t["prompt_ids"]);
-    let out = generate(&model, &plan, &prompts, RunOptions { record_details: true, on_step: None }).expect("decode runs");
+    let out = generate(&model, &plan, &prompts, RunOptions { record_details: true, ..Default::default() }).expect("decode runs");
     (t, out)
 }
 
@@ -172,7 +172,7 @@ fn parity_report_catches_a_divergent_policy() {
     let t = trace("d2cache_g64_b64_k32");
     let (_, sets) = policy_for(&t);
     let plan = plan("d2cache-fixed.pol", &sets);
-    let out = generate(&tiny_model(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let out = generate(&tiny_model(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();
     let bad = compare("fixed-vs-reference", &t, &out);
     assert!(!bad.is_empty(), "the corrected policy should not reproduce the reference trace");
     assert!(bad[0].contains("step"), "{}", bad[0]);
@@ -185,7 +185,7 @@ fn parity_report_catches_a_divergent_layer_schedule() {
     let t = trace("dllm_g32_b8_kp8_kr3_rou0.25");
     let (policy, mut sets) = policy_for(&t);
     sets.push("value_ratio=0".into());
-    let out = generate(&tiny_model(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let out = generate(&tiny_model(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();
     let bad = compare("no-adaptive-vs-reference", &t, &out);
     assert!(bad.iter().any(|b| b.contains("step 1 layer 1: recomputed rows []")), "{bad:?}");
 }
@@ -199,7 +199,7 @@ fn dream_parity_needs_the_late_first_row_assignment() {
     let text = std::fs::read_to_string("policies/d2cache.pol").unwrap().replace("first_predecessor_after_rollout = true", "first_predecessor_after_rollout = false");
     let src = d2c::compile::Source { path: "d2cache-no-late-row.pol".into(), text };
     let plan = d2c::compile::compile(&src, &sets, &mut |_, _| {}).map_err(|_| "compiles").unwrap().plan;
-    let out = generate(&tiny_dream(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let out = generate(&tiny_dream(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();
     let bad = compare("no-late-row-vs-reference", &t, &out);
     assert!(bad.iter().any(|b| b.contains("recomputed rows")), "{bad:?}");
 }
@@ -211,7 +211,7 @@ fn dream_parity_needs_top_p_at_temperature_zero() {
     let t = trace("dream/d2cache_g32_b32_k8_topp0.9");
     let (policy, sets) = policy_for(&t);
     let sets: Vec<String> = sets.into_iter().filter(|s| !s.starts_with("top_p=")).collect();
-    let out = generate(&tiny_dream(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, on_step: None }).unwrap();
+    let out = generate(&tiny_dream(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();
     let bad = compare("no-top-p-vs-reference", &t, &out);
     assert!(bad.iter().any(|b| b.contains("committed confidence")), "{bad:?}");
 }

@@ -56,7 +56,7 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
     let mut rows: Vec<(String, EvalReport)> = Vec::new();
     for spec in specs {
         let (src, own) = super::policy_spec(spec, sets)?;
-        let mut all = model_defaults(&dir, &src);
+        let (mut all, _, _) = model_defaults(&dir, &src, &own)?;
         all.extend(own);
         let compiled = match compile_or_report(&src, &all, ErrorFormat::Human) {
             Ok(c) => c,

@@ -12,6 +12,7 @@ mod train;
 
 use crate::compile::{compile as compile_policy, Compiled, Source};
 use crate::diag::{render, to_json, Diagnostic};
+use crate::generation_config::{GenerationConfig, Suggested};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::Transformer;
 use candle_core::{DType, Device};
@@ -131,18 +132,21 @@ pub fn default_policy() -> Source {
     Source { path: DEFAULT_POLICY.0.into(), text: DEFAULT_POLICY.1.into() }
 }
 
-/// Decode settings a model folder suggests in `generation_config.json` (`max_new_tokens` as
-/// gen_length, `block_length`), as `name=value` for the parameters `src` declares. They come
-/// before the user's `--set`s, which win.
-pub fn model_defaults(dir: &Path, src: &Source) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("generation_config.json")) else { return vec![] };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+/// Decode settings a model folder suggests in `generation_config.json`, as `name=value`
+/// for the parameters `src` declares; they come before the user's `sets`, which win. A
+/// malformed file is an error. Returns the settings, what was applied from where, and notes
+/// on what could not apply.
+pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<(Vec<String>, Vec<Suggested>, Vec<String>), String> {
+    let gc = GenerationConfig::from_dir(dir).map_err(|e| e.to_string())?;
     let declared = declared_params(src);
-    [("max_new_tokens", "gen_length"), ("block_length", "block_length")]
-        .iter()
-        .filter(|(_, param)| declared.iter().any(|d| d == param))
-        .filter_map(|(key, param)| v.get(key).and_then(|x| x.as_u64()).map(|n| format!("{param}={n}")))
-        .collect()
+    let user = |name: &str| user_sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
+    // `steps` turns into tokens_per_step against the gen_length the decode will use.
+    let gen = user("gen_length").and_then(|g| g.parse().ok()).or(gc.max_new_tokens).or_else(|| {
+        compile_policy(src, &[], &mut |_, _| {}).ok().and_then(|c| c.plan.schedule.gen_length.as_usize())
+    });
+    let (suggested, notes) = gc.suggestions(&declared, gen);
+    let applied: Vec<Suggested> = suggested.into_iter().filter(|s| user(&s.param).is_none()).collect();
+    Ok((applied.iter().map(|s| format!("{}={}", s.param, s.value)).collect(), applied, notes))
 }
 
 /// The parameters a policy declares (none if it does not parse; compiling reports why).

@@ -1,25 +1,45 @@
-//! `d2c run`: decode prompts with a policy and print the text and a one-line summary.
+//! `d2c run`: decode prompts with a policy and print the text (live with `--stream`) and a
+//! summary. Prompts go through the model's chat template unless `--raw`.
 
 use super::{compile_or_report, load_model, model_defaults, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
+use crate::chat::{answer_len, prompt_ids, read_messages, ChatTemplate, Message};
+use crate::generation_config::{stop_ids, GenerationConfig};
+use crate::model::tokenizer::TextTokenizer;
 use crate::model::DiffusionModel;
-use crate::runtime::{generate, trace, RunOptions};
+use crate::runtime::{generate, trace, Progress, RunOptions};
+use std::io::Write;
 use std::path::PathBuf;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Hugging Face LLaDA folder (config.json, safetensors, tokenizer.json). Default: the
+    /// Hugging Face LLaDA or Dream folder (config.json, safetensors, tokenizer). Default: the
     /// tiny model embedded in the binary.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Policy file. Default: the embedded policies/vanilla.pol (no cache).
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// Prompt text (needs tokenizer.json); repeat for a batch.
+    /// Prompt text (a user turn of the chat template when the model has one); repeat for a batch.
     #[arg(long)]
     prompt: Vec<String>,
-    /// Prompt as token ids `1,2,3`; repeat for a batch (all of equal length).
+    /// Prompt as token ids `1,2,3` (used as is); repeat for a batch (all of equal length).
     #[arg(long = "prompt-ids")]
     prompt_ids: Vec<String>,
+    /// A system turn before each prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// An OpenAI-style message list (JSON: [{"role": ..., "content": ...}, ...]) as the prompt.
+    #[arg(long)]
+    messages: Option<PathBuf>,
+    /// Do not apply the chat template: tokenize the prompt text as it is.
+    #[arg(long)]
+    raw: bool,
+    /// Jinja chat template file to use instead of the model's.
+    #[arg(long = "chat-template")]
+    chat_template: Option<PathBuf>,
     /// Set a policy parameter, `name=value` (repeatable).
     #[arg(long = "set")]
     sets: Vec<String>,
@@ -40,6 +60,9 @@ pub struct RunArgs {
     seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     dtype: Dtype,
+    /// Print the answer as it grows: the text before the first still-masked position.
+    #[arg(long)]
+    stream: bool,
     /// Write a step-by-step trace (JSON) to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -67,30 +90,41 @@ pub fn run(a: RunArgs) -> i32 {
     }
 }
 
+/// The user's settings: flags first, then `--set`s (later wins).
+fn user_sets(a: &RunArgs) -> Vec<String> {
+    let mut sets = Vec::new();
+    let flags = [("gen_length", a.gen_length.map(|x| x.to_string())), ("block_length", a.block_length.map(|x| x.to_string())), ("temperature", a.temperature.map(|x| x.to_string())), ("seed", a.seed.map(|x| x.to_string()))];
+    for (k, v) in flags {
+        if let Some(v) = v {
+            sets.push(format!("{k}={v}"));
+        }
+    }
+    sets.extend(a.sets.iter().cloned());
+    sets
+}
+
+/// The conversations to decode: one per `--prompt`, or the `--messages` file.
+fn conversations(a: &RunArgs) -> Result<Vec<Vec<Message>>, String> {
+    let system: Vec<Message> = a.system.iter().map(|s| Message::new("system", s)).collect();
+    let mut out: Vec<Vec<Message>> = a.prompt.iter().map(|p| system.iter().cloned().chain([Message::new("user", p)]).collect()).collect();
+    if let Some(f) = &a.messages {
+        out.push(system.into_iter().chain(read_messages(f).map_err(|e| e.to_string())?).collect());
+    }
+    Ok(out)
+}
+
 fn run_inner(a: RunArgs) -> Result<i32, String> {
     let src = read_policy(a.policy.as_deref())?;
     let dir = model_dir(a.model.as_deref())?;
-    let mut sets = model_defaults(&dir, &src);
-    if let Some(g) = a.gen_length {
-        sets.push(format!("gen_length={g}"));
-    }
-    if let Some(b) = a.block_length {
-        sets.push(format!("block_length={b}"));
-    }
-    if let Some(t) = a.temperature {
-        sets.push(format!("temperature={t}"));
-    }
-    if let Some(s) = a.seed {
-        sets.push(format!("seed={s}"));
-    }
-    sets.extend(a.sets.iter().cloned());
+    let user = user_sets(&a);
+    let (mut sets, applied, notes) = model_defaults(&dir, &src, &user)?;
+    sets.extend(user);
     if let Some(steps) = a.steps {
         // Resolve gen_length from the flags or the policy default to turn steps into a rate.
         let gen = match value_of(&sets, "gen_length") {
             Some(g) => g.parse::<usize>().map_err(|_| format!("gen_length `{g}` is not an integer"))?,
             None => {
-                let c = compile_or_report(&src, &sets, a.error_format);
-                let Ok(c) = c else { return Ok(super::EXIT_POLICY) };
+                let Ok(c) = compile_or_report(&src, &sets, a.error_format) else { return Ok(super::EXIT_POLICY) };
                 c.plan.schedule.gen_length.as_usize().unwrap_or(0)
             }
         };
@@ -104,16 +138,25 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         Err(code) => return Ok(code),
     };
     let (model, tok) = load_model(&dir, a.dtype)?;
+    let info = model.info().clone();
+    let tok = tok.map(Arc::new);
+    let template = ChatTemplate::from_dir(&dir, a.chat_template.as_deref()).map_err(|e| e.to_string())?;
     let mut prompts: Vec<Vec<u32>> = Vec::new();
-    for p in &a.prompt {
-        let t = tok.as_ref().ok_or_else(|| format!("{}: no tokenizer.json; pass --prompt-ids instead", dir.display()))?;
-        let ids = t.encode(p).map_err(|e| e.to_string())?;
+    for conv in conversations(&a)? {
+        let t = tok.as_deref().ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", dir.display()))?;
+        for m in &conv {
+            let unknown = t.unknown_words(&m.content);
+            if !unknown.is_empty() {
+                eprintln!("warning: the tokenizer does not know {} (read as its unknown token)", unknown.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "));
+            }
+        }
+        let ids = prompt_ids(t, template.as_ref(), &conv, a.raw).map_err(|e| e.to_string())?;
         if ids.is_empty() {
-            return Err(format!("prompt {p:?} encodes to no tokens"));
+            return Err("the prompt encodes to no tokens".into());
         }
         prompts.push(ids);
     }
-    let width = model.info().logits_width;
+    let width = info.logits_width;
     for s in &a.prompt_ids {
         let ids = parse_ids(s)?;
         if ids.is_empty() {
@@ -125,23 +168,38 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         prompts.push(ids);
     }
     if prompts.is_empty() {
-        return Err("give a prompt: --prompt TEXT or --prompt-ids 1,2,3".into());
+        return Err("give a prompt: --prompt TEXT, --messages FILE or --prompt-ids 1,2,3".into());
     }
-    let total_steps = {
-        let s = &compiled.plan.schedule;
-        s.gen_length.as_usize().unwrap_or(0)
-    };
-    let bar = (!a.quiet && !a.json && total_steps >= 64).then(|| {
-        let pb = indicatif::ProgressBar::new((total_steps * prompts.len()) as u64);
+    let gen = compiled.plan.schedule.gen_length.as_usize().unwrap_or(0);
+    if let Some(p) = prompts.iter().find(|p| p.len() + gen > info.max_seq_len) {
+        return Err(format!("the prompt is {} tokens{}; with gen_length {gen} that is {} > the model's maximum sequence length {}", p.len(), if template.is_some() && !a.raw { " after the chat template" } else { "" }, p.len() + gen, info.max_seq_len));
+    }
+    if a.stream && prompts.len() != 1 {
+        return Err("--stream shows one answer: give one prompt".into());
+    }
+    let gc = GenerationConfig::from_dir(&dir).map_err(|e| e.to_string())?;
+    let stops = stop_ids(&gc, info.eos_id, tok.as_deref());
+
+    let bar = (!a.quiet && !a.json && gen >= 64).then(|| {
+        let pb = indicatif::ProgressBar::new((gen * prompts.len()) as u64);
         pb.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tokens {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
         pb
     });
+    let printed = Rc::new(RefCell::new(String::new()));
+    let mut streamer = (a.stream && !a.json).then(|| Streamer { tok: tok.clone(), stops: stops.clone(), printed: printed.clone() });
     let pb2 = bar.clone();
-    let on_step: Option<Box<dyn FnMut(usize, usize, usize)>> = pb2.map(|pb| Box::new(move |step: usize, done: usize, _| {
-        pb.set_position(done as u64);
-        pb.set_message(format!("step {step}"));
-    }) as Box<dyn FnMut(usize, usize, usize)>);
-    let out = generate(&model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step }).map_err(|e| e.to_string())?;
+    let on_step: Option<Box<dyn FnMut(&Progress)>> = (bar.is_some() || streamer.is_some()).then(|| {
+        Box::new(move |p: &Progress| {
+            if let Some(pb) = &pb2 {
+                pb.set_position(p.committed as u64);
+                pb.set_message(format!("step {}", p.steps));
+            }
+            if let Some(s) = streamer.as_mut() {
+                s.show(&p.canvas[0], p.mask_id, pb2.as_ref());
+            }
+        }) as Box<dyn FnMut(&Progress)>
+    });
+    let out = generate(&model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone() }).map_err(|e| e.to_string())?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
@@ -149,40 +207,93 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         let json = trace::to_json(&out, &compiled.plan.policy);
         std::fs::write(path, serde_json::to_string(&json).unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let texts: Vec<Option<String>> = out.generated.iter().map(|g| tok.as_ref().and_then(|t| t.decode(g).ok())).collect();
+    let answers: Vec<&[u32]> = out.generated.iter().map(|g| &g[..answer_len(g, &stops)]).collect();
+    let texts: Vec<Option<String>> = answers.iter().map(|g| tok.as_ref().and_then(|t| t.decode(g).ok())).collect();
     let s = &out.stats;
-    let model_share = s.model_time.as_secs_f64() / s.wall_time.as_secs_f64().max(1e-9);
+    let wall = s.wall_time.as_secs_f64().max(1e-9);
+    let answer_tokens: usize = answers.iter().map(|x| x.len()).sum();
     if a.json {
         let v = serde_json::json!({
             "policy": compiled.plan.policy,
+            "model": info.arch,
+            "prompt_ids": out.prompts,
             "generated_ids": out.generated,
+            "answer_ids": answers,
             "text": texts,
+            "stop_ids": stops,
+            "settings_from_model": applied.iter().map(|x| serde_json::json!({"param": x.param, "value": x.value, "source": x.source})).collect::<Vec<_>>(),
+            "notes": notes,
             "steps": s.steps, "forwards": s.forwards, "full_forwards": s.full_forwards,
             "mean_rows_per_step": s.mean_rows_per_step(), "recompute_fraction": s.recompute_fraction(),
-            "tokens_per_s": s.tokens_per_s(), "wall_s": s.wall_time.as_secs_f64(),
-            "model_s": s.model_time.as_secs_f64(), "policy_s": s.policy_time.as_secs_f64(),
+            "tokens_per_s": s.tokens_per_s(), "answer_tokens": answer_tokens, "answer_tokens_per_s": answer_tokens as f64 / wall,
+            "wall_s": s.wall_time.as_secs_f64(), "model_s": s.model_time.as_secs_f64(), "policy_s": s.policy_time.as_secs_f64(),
         });
         println!("{v}");
-    } else {
-        for (i, g) in out.generated.iter().enumerate() {
-            match &texts[i] {
-                Some(t) => println!("{t}"),
-                None => println!("{}", g.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")),
-            }
-        }
-        eprintln!(
-            "[{}] {} steps, {} forwards ({} full), {:.1} rows/step ({:.1}% of no-cache), {:.1} tokens/s, {:.2}s wall ({:.0}% model, {:.0}% policy)",
-            compiled.plan.policy,
-            s.steps,
-            s.forwards,
-            s.full_forwards,
-            s.mean_rows_per_step(),
-            100.0 * s.recompute_fraction(),
-            s.tokens_per_s(),
-            s.wall_time.as_secs_f64(),
-            100.0 * model_share,
-            100.0 * s.policy_time.as_secs_f64() / s.wall_time.as_secs_f64().max(1e-9),
-        );
+        return Ok(EXIT_OK);
     }
+    for (i, text) in texts.iter().enumerate() {
+        match text {
+            // Streamed: finish the line with whatever the last steps added.
+            Some(t) if a.stream => println!("{}", t.strip_prefix(printed.borrow().as_str()).unwrap_or("")),
+            Some(t) => println!("{t}"),
+            None => println!("{}", answers[i].iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")),
+        }
+    }
+    for (k, x) in applied.iter().enumerate() {
+        eprint!("{}{}={} ({})", if k == 0 { "settings: " } else { ", " }, x.param, x.value, x.source);
+        if k + 1 == applied.len() {
+            eprintln!();
+        }
+    }
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    eprintln!(
+        "[{}] {} steps, {} forwards ({} full), {:.1} rows/step ({:.1}% of no-cache), {:.1} tokens/s over the canvas, {:.1} tokens/s over the answer ({} tokens before the first stop), {:.2}s wall ({:.0}% model, {:.0}% policy)",
+        compiled.plan.policy,
+        s.steps,
+        s.forwards,
+        s.full_forwards,
+        s.mean_rows_per_step(),
+        100.0 * s.recompute_fraction(),
+        s.tokens_per_s(),
+        answer_tokens as f64 / wall,
+        answer_tokens,
+        s.wall_time.as_secs_f64(),
+        100.0 * s.model_time.as_secs_f64() / wall,
+        100.0 * s.policy_time.as_secs_f64() / wall,
+    );
     Ok(EXIT_OK)
+}
+
+/// `--stream`: prints the answer's stable left-to-right prefix (the text before the first
+/// still-masked position, cut at the first stop token) as it grows.
+struct Streamer {
+    tok: Option<Arc<TextTokenizer>>,
+    stops: Vec<u32>,
+    printed: Rc<RefCell<String>>,
+}
+
+impl Streamer {
+    fn show(&mut self, canvas: &[u32], mask: u32, bar: Option<&indicatif::ProgressBar>) {
+        let Some(tok) = &self.tok else { return };
+        let stable = canvas.iter().position(|&x| x == mask).unwrap_or(canvas.len());
+        let prefix = &canvas[..stable.min(answer_len(canvas, &self.stops))];
+        let Ok(text) = tok.decode(prefix) else { return };
+        let mut printed = self.printed.borrow_mut();
+        // A byte-level tokenizer may still be mid-character: wait until the text extends
+        // what is on screen.
+        if let Some(new) = text.strip_prefix(printed.as_str()).filter(|n| !n.is_empty()) {
+            let write = || {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(new.as_bytes());
+                let _ = out.flush();
+            };
+            match bar {
+                Some(pb) => pb.suspend(write),
+                None => write(),
+            }
+            *printed = text;
+        }
+    }
 }

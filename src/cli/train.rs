@@ -104,7 +104,7 @@ fn probe_accuracy(dir: &std::path::Path, probe: &[tasks::Example]) -> crate::err
     let model = crate::model::llada::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let tok = crate::model::tokenizer::TextTokenizer::from_dir(dir)?.ok_or_else(|| crate::error::Error::Other("no tokenizer.json".into()))?;
     let src = super::default_policy();
-    let sets = super::model_defaults(dir, &src);
+    let (sets, _, _) = super::model_defaults(dir, &src, &[]).map_err(crate::error::Error::Other)?;
     let plan = super::compile_or_report(&src, &sets, super::ErrorFormat::Human)
         .map_err(|_| crate::error::Error::Other("the embedded policy does not compile".into()))?
         .plan;

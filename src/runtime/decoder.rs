@@ -40,6 +40,8 @@ pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     finished: Vec<bool>,
     /// What a masked position whose logit row was not recomputed looks like.
     stale: RowStat,
+    /// Ids that end an answer (`stop_at_eos`).
+    stop_ids: Vec<u32>,
     /// Some refresh rule ranks rows outside the block by this step's statistics.
     fresh_outside: bool,
     rng: StdRng,
@@ -79,7 +81,7 @@ pub(super) struct SeqCommit {
 }
 
 impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
-    pub(super) fn new(model: &'a M, plan: &'a Plan, prompts: &'a [Vec<u32>], mut cfg: Setup) -> Result<Self> {
+    pub(super) fn new(model: &'a M, plan: &'a Plan, prompts: &'a [Vec<u32>], mut cfg: Setup, stop_ids: Vec<u32>) -> Result<Self> {
         let info = model.info().clone();
         cfg.sampling.never = Some(info.mask_id);
         let b = prompts.len();
@@ -112,6 +114,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             window_density: vec![vec![]; b],
             finished: vec![false; b],
             stale: cfg.sampling.stale(info.logits_width),
+            stop_ids: if stop_ids.is_empty() { vec![info.eos_id] } else { stop_ids },
             fresh_outside: fresh_stats_outside_block(plan),
             rng: StdRng::seed_from_u64(cfg.seed),
             step: 0,
@@ -129,8 +132,15 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         (0..self.cfg.gen / self.cfg.block).map(|k| (k * self.cfg.block, (k + 1) * self.cfg.block)).collect()
     }
 
-    pub(super) fn canvas_size(&self) -> usize {
-        self.cfg.gen * self.canvas.len()
+    pub(super) fn progress<'b>(&'b self, recomputed: Option<&'b [Vec<usize>]>) -> super::exec::Progress<'b> {
+        super::exec::Progress {
+            steps: self.stats.forwards,
+            committed: self.stats.generated_tokens,
+            canvas_size: self.cfg.gen * self.canvas.len(),
+            canvas: &self.canvas,
+            mask_id: self.info.mask_id,
+            recomputed,
+        }
     }
 
     /// Phase 1: the rows this step pushes, or `None` when no sequence has a masked position
@@ -274,7 +284,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                     rec.importance[s] = self.importance[s].clone();
                 }
             }
-            if self.cfg.stop_eos && stop_reached(&self.canvas[s], mask, self.info.eos_id) {
+            if self.cfg.stop_eos && stop_reached(&self.canvas[s], mask, &self.stop_ids) {
                 self.finished[s] = true;
             }
             out.push(SeqCommit { seq: s, rows, chosen });
@@ -380,9 +390,9 @@ fn fresh_stats_outside_block(plan: &Plan) -> bool {
     })
 }
 
-/// An EOS has been committed and everything before the first EOS is decoded.
-fn stop_reached(canvas: &[u32], mask: u32, eos: u32) -> bool {
-    match canvas.iter().position(|&x| x == eos) {
+/// A stop token has been committed and everything before the first one is decoded.
+fn stop_reached(canvas: &[u32], mask: u32, stops: &[u32]) -> bool {
+    match canvas.iter().position(|x| stops.contains(x)) {
         Some(e) => canvas[..e].iter().all(|&x| x != mask),
         None => false,
     }

@@ -14,8 +14,22 @@ use std::time::{Duration, Instant};
 pub struct RunOptions {
     /// Keep per-step details (scores, importance) for parity checks and traces.
     pub record_details: bool,
-    /// Called after every step with (steps done, tokens committed so far, canvas size).
-    pub on_step: Option<Box<dyn FnMut(usize, usize, usize)>>,
+    /// Called after every step.
+    pub on_step: Option<Box<dyn FnMut(&Progress)>>,
+    /// Ids that end an answer (for `stop_at_eos`); empty = the model's EOS.
+    pub stop_ids: Vec<u32>,
+}
+
+/// Where a decode stands after a step, for progress bars and live output.
+pub struct Progress<'a> {
+    pub steps: usize,
+    pub committed: usize,
+    pub canvas_size: usize,
+    /// Per sequence, the canvas as it stands (masked positions hold `mask_id`).
+    pub canvas: &'a [Vec<u32>],
+    pub mask_id: u32,
+    /// The positions recomputed by this step's forward (None: all).
+    pub recomputed: Option<&'a [Vec<usize>]>,
 }
 
 /// One step of the decode, per sequence where it says so.
@@ -147,7 +161,7 @@ fn setup(plan: &Plan) -> Result<Setup> {
 /// until no masked position of the block is left.
 pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[Vec<u32>], mut opts: RunOptions) -> Result<RunOutput> {
     let wall = Instant::now();
-    let mut dec = Decoder::new(model, plan, prompts, setup(plan)?)?;
+    let mut dec = Decoder::new(model, plan, prompts, setup(plan)?, std::mem::take(&mut opts.stop_ids))?;
     let mut records = Vec::new();
     for block in dec.blocks() {
         let mut first_in_block = true;
@@ -166,11 +180,11 @@ pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[V
             }
             dec.refresh(&step, &commits, &mut rec);
             dec.account(&step, &fresh, t1 - t0 + t2.elapsed(), t2 - t1);
-            records.push(rec);
             first_in_block = false;
             if let Some(cb) = opts.on_step.as_mut() {
-                cb(dec.stats.forwards, dec.stats.generated_tokens, dec.canvas_size());
+                cb(&dec.progress(rec.query_positions.as_deref()));
             }
+            records.push(rec);
         }
     }
     Ok(dec.finish(records, wall.elapsed()))

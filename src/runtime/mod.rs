@@ -12,4 +12,4 @@ pub mod scores;
 pub mod select;
 pub mod trace;
 
-pub use exec::{generate, RunOptions, RunOutput, Stats, StepRecord};
+pub use exec::{generate, Progress, RunOptions, RunOutput, Stats, StepRecord};

@@ -124,7 +124,7 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
     println!(
         "model: {} layers, d_model {}, {} heads, mlp {}, vocab {}; prompt {prompt_len}, gen {}, block {}; {}",
         info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32),
-        if a.dtype == Dtype::Bf16 { "bf16" } else { "f32" }
+        a.dtype.name()
     );
     let header = ["policy", "tokens/s", "speedup", "ideal", "forwards", "rows/step", "recompute", "model %", "policy %", "same tokens"];
     let mut lines: Vec<Vec<String>> = Vec::new();

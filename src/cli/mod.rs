@@ -6,6 +6,7 @@ mod check;
 mod compile;
 mod eval;
 mod make_model;
+mod quantize;
 mod run;
 mod tasks;
 mod train;
@@ -50,8 +51,10 @@ enum Cmd {
     Compile(compile::CompileArgs),
     /// Run several policies on one model and prompt, in one process, and print a table.
     Bench(bench::BenchArgs),
-    /// Write a randomly initialised LLaDA-shaped checkpoint (for benchmarks).
+    /// Write a randomly initialised LLaDA- or Dream-shaped checkpoint (for benchmarks).
     MakeModel(make_model::MakeModelArgs),
+    /// Write a checkpoint folder as one GGUF file (llama.cpp's names), quantized or not.
+    Quantize(quantize::QuantizeArgs),
     /// Train the tiny masked-diffusion model on the synthetic task language.
     Train(train::TrainArgs),
     /// Exact-match accuracy, tokens/s and forwards of policies on a tasks file.
@@ -67,11 +70,37 @@ pub enum ErrorFormat {
     Json,
 }
 
-#[derive(Clone, Copy, ValueEnum, Default, PartialEq)]
+/// How the linear weights are held: dense, or quantized at load (GGML block types).
+#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Debug)]
 pub enum Dtype {
     #[default]
     F32,
     Bf16,
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+    #[value(name = "q4_k")]
+    Q4K,
+}
+
+impl Dtype {
+    pub fn weight_type(self) -> crate::model::linear::WeightType {
+        use crate::model::linear::WeightType;
+        use candle_core::quantized::GgmlDType;
+        match self {
+            Dtype::F32 => WeightType::Dense(DType::F32),
+            Dtype::Bf16 => WeightType::Dense(DType::BF16),
+            Dtype::F16 => WeightType::Dense(DType::F16),
+            Dtype::Q8_0 => WeightType::Quant(GgmlDType::Q8_0),
+            Dtype::Q4_0 => WeightType::Quant(GgmlDType::Q4_0),
+            Dtype::Q4K => WeightType::Quant(GgmlDType::Q4K),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        self.weight_type().name()
+    }
 }
 
 pub fn main() -> i32 {
@@ -88,6 +117,7 @@ pub fn main() -> i32 {
         Cmd::Compile(a) => compile::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::MakeModel(a) => make_model::run(a),
+        Cmd::Quantize(a) => quantize::run(a),
         Cmd::Train(a) => train::run(a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Tasks(a) => tasks::run(a),
@@ -120,12 +150,34 @@ pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// Load a LLaDA or Dream folder (the family comes from its config.json) and its tokenizer.
+/// Load a LLaDA or Dream folder (the family comes from its config.json) or a `.gguf` file,
+/// and its tokenizer (for a GGUF file: a tokenizer beside it, else the one embedded in it).
 pub fn load_model(dir: &Path, dtype: Dtype) -> Result<(Transformer, Option<TextTokenizer>), String> {
-    let dt = if dtype == Dtype::Bf16 { DType::BF16 } else { DType::F32 };
-    let model = crate::model::load(dir, dt, &device()).map_err(|e| e.to_string())?;
+    if is_gguf(dir) {
+        let (model, content) = crate::model::gguf::load(dir, dtype.weight_type(), &device()).map_err(|e| e.to_string())?;
+        let tok = match TextTokenizer::from_dir(&folder_of(dir)).map_err(|e| e.to_string())? {
+            Some(t) => Some(t),
+            None => TextTokenizer::from_gguf(&content.metadata).map_err(|e| e.to_string())?,
+        };
+        return Ok((model, tok));
+    }
+    let model = crate::model::load_as(dir, dtype.weight_type(), &device()).map_err(|e| e.to_string())?;
     let tok = TextTokenizer::from_dir(dir).map_err(|e| e.to_string())?;
     Ok((model, tok))
+}
+
+pub fn is_gguf(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gguf")
+}
+
+/// The folder holding a model's side files (generation_config.json, tokenizer_config.json):
+/// the model folder itself, or the folder a `.gguf` file sits in.
+pub fn folder_of(model: &Path) -> PathBuf {
+    if is_gguf(model) {
+        model.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        model.to_path_buf()
+    }
 }
 
 pub fn default_policy() -> Source {
@@ -137,7 +189,7 @@ pub fn default_policy() -> Source {
 /// malformed file is an error. Returns the settings, what was applied from where, and notes
 /// on what could not apply.
 pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<(Vec<String>, Vec<Suggested>, Vec<String>), String> {
-    let gc = GenerationConfig::from_dir(dir).map_err(|e| e.to_string())?;
+    let gc = GenerationConfig::from_dir(&folder_of(dir)).map_err(|e| e.to_string())?;
     let declared = declared_params(src);
     let user = |name: &str| user_sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
     // `steps` turns into tokens_per_step against the gen_length the decode will use.

@@ -4,6 +4,7 @@
 use super::{compile_or_report, load_model, model_defaults, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
 use crate::chat::{answer_len, prompt_ids, read_messages, ChatTemplate, Message};
 use crate::generation_config::{stop_ids, GenerationConfig};
+use crate::model::linear::{fmt_bytes, peak_rss_bytes};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::DiffusionModel;
 use crate::runtime::{generate, trace, Progress, RunOptions};
@@ -140,7 +141,8 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     let (model, tok) = load_model(&dir, a.dtype)?;
     let info = model.info().clone();
     let tok = tok.map(Arc::new);
-    let template = ChatTemplate::from_dir(&dir, a.chat_template.as_deref()).map_err(|e| e.to_string())?;
+    let side = super::folder_of(&dir);
+    let template = ChatTemplate::from_dir(&side, a.chat_template.as_deref()).map_err(|e| e.to_string())?;
     let mut prompts: Vec<Vec<u32>> = Vec::new();
     for conv in conversations(&a)? {
         let t = tok.as_deref().ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", dir.display()))?;
@@ -177,7 +179,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     if a.stream && prompts.len() != 1 {
         return Err("--stream shows one answer: give one prompt".into());
     }
-    let gc = GenerationConfig::from_dir(&dir).map_err(|e| e.to_string())?;
+    let gc = GenerationConfig::from_dir(&side).map_err(|e| e.to_string())?;
     let stops = stop_ids(&gc, info.eos_id, tok.as_deref());
 
     let bar = (!a.quiet && !a.json && gen >= 64).then(|| {
@@ -227,6 +229,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             "mean_rows_per_step": s.mean_rows_per_step(), "recompute_fraction": s.recompute_fraction(),
             "tokens_per_s": s.tokens_per_s(), "answer_tokens": answer_tokens, "answer_tokens_per_s": answer_tokens as f64 / wall,
             "wall_s": s.wall_time.as_secs_f64(), "model_s": s.model_time.as_secs_f64(), "policy_s": s.policy_time.as_secs_f64(),
+            "dtype": a.dtype.name(), "weight_bytes": model.weight_bytes(), "peak_rss_bytes": peak_rss_bytes(),
         });
         println!("{v}");
         return Ok(EXIT_OK);
@@ -249,7 +252,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         eprintln!("note: {n}");
     }
     eprintln!(
-        "[{}] {} steps, {} forwards ({} full), {:.1} rows/step ({:.1}% of no-cache), {:.1} tokens/s over the canvas, {:.1} tokens/s over the answer ({} tokens before the first stop), {:.2}s wall ({:.0}% model, {:.0}% policy)",
+        "[{}] {} steps, {} forwards ({} full), {:.1} rows/step ({:.1}% of no-cache), {:.1} tokens/s over the canvas, {:.1} tokens/s over the answer ({} tokens before the first stop), {:.2}s wall ({:.0}% model, {:.0}% policy), weights {} {}, peak RSS {}",
         compiled.plan.policy,
         s.steps,
         s.forwards,
@@ -262,6 +265,9 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         s.wall_time.as_secs_f64(),
         100.0 * s.model_time.as_secs_f64() / wall,
         100.0 * s.policy_time.as_secs_f64() / wall,
+        fmt_bytes(model.weight_bytes() as u64),
+        a.dtype.name(),
+        peak_rss_bytes().map_or("n/a".to_string(), fmt_bytes),
     );
     Ok(EXIT_OK)
 }

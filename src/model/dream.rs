@@ -6,8 +6,9 @@
 //! [`DreamConfig`] mirrors the `config.json` that Dream-v0-Instruct-7B ships; tensor names are
 //! the checkpoint's (`model.layers.N.self_attn.{q,k,v,o}_proj`, `mlp.{gate,up,down}_proj`).
 
+use super::linear::{Embed, Proj, WeightType};
 use super::load::Weights;
-use super::transformer::{BlockWeights, Spec, Transformer};
+use super::transformer::{Block, BlockWeights, Spec, Transformer};
 use super::ModelInfo;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device};
@@ -115,15 +116,21 @@ impl DreamConfig {
 
 /// Load a Dream checkpoint folder (config.json + safetensors) in `dtype` on `device`.
 pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
+    load_as(dir, WeightType::Dense(dtype), device)
+}
+
+/// Load with the linear weights stored as `ty` (quantized tensor by tensor as they are read).
+pub fn load_as(dir: &Path, ty: WeightType, device: &Device) -> Result<Transformer> {
     let cfg = DreamConfig::from_file(&dir.join("config.json"))?;
-    let w = Weights::open(dir, dtype, device)?;
     let s = cfg.spec();
+    super::check_fits(&s, ty)?;
+    let w = Weights::open(dir, ty.load_dtype(), device)?;
     let (d, kvd, ff, rows) = (s.d_model, s.kv_dim(), s.mlp_hidden, s.emb_rows);
-    let embed = w.get("model.embed_tokens.weight", &[rows, d])?;
+    let embed_w = w.get("model.embed_tokens.weight", &[rows, d])?;
     let mut blocks = Vec::with_capacity(s.n_layers);
     for i in 0..s.n_layers {
         let t = |name: &str, shape: &[usize]| w.get(&format!("model.layers.{i}.{name}"), shape);
-        blocks.push(BlockWeights {
+        let bw = BlockWeights {
             attn_norm: t("input_layernorm.weight", &[d])?,
             ffn_norm: t("post_attention_layernorm.weight", &[d])?,
             q: t("self_attn.q_proj.weight", &[d, d])?,
@@ -134,10 +141,14 @@ pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
             gate: t("mlp.gate_proj.weight", &[ff, d])?,
             up: t("mlp.up_proj.weight", &[ff, d])?,
             down: t("mlp.down_proj.weight", &[d, ff])?,
-        });
+            names: ["self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj"].map(|n| format!("model.layers.{i}.{n}.weight")),
+        };
+        blocks.push(Block::new(bw, ty)?);
     }
     let final_norm = w.get("model.norm.weight", &[d])?;
-    let head = if cfg.tie_word_embeddings { None } else { Some(w.get("lm_head.weight", &[rows, d])?) };
+    let head_w = if cfg.tie_word_embeddings { embed_w.clone() } else { w.get("lm_head.weight", &[rows, d])? };
+    let head = Proj::new("lm_head.weight", head_w, None, ty.for_head())?;
+    let embed = Embed::new("model.embed_tokens.weight", embed_w, ty)?;
     let info = ModelInfo {
         arch: "dream".into(),
         n_layers: s.n_layers,
@@ -151,5 +162,5 @@ pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
         max_seq_len: cfg.max_position_embeddings,
         logits_shift: 1,
     };
-    Transformer::new(s, info, embed, blocks, final_norm, head, dtype, device)
+    Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(), device)
 }

@@ -4,7 +4,8 @@
 
 use super::config::LladaConfig;
 use super::load::Weights;
-use super::transformer::{BlockWeights, Spec, Transformer};
+use super::linear::{Embed, Proj, WeightType};
+use super::transformer::{Block, BlockWeights, Spec, Transformer};
 use super::ModelInfo;
 use crate::error::Result;
 use candle_core::{DType, Device};
@@ -12,9 +13,15 @@ use std::path::Path;
 
 /// Load a LLaDA checkpoint folder (config.json + safetensors) in `dtype` on `device`.
 pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
+    load_as(dir, WeightType::Dense(dtype), device)
+}
+
+/// Load with the linear weights stored as `ty` (quantized tensor by tensor as they are read).
+pub fn load_as(dir: &Path, ty: WeightType, device: &Device) -> Result<Transformer> {
     let cfg = LladaConfig::from_file(&dir.join("config.json"))?;
-    let w = Weights::open(dir, dtype, device)?;
-    from_weights(&cfg, &w, dtype, device)
+    super::check_fits(&spec(&cfg), ty)?;
+    let w = Weights::open(dir, ty.load_dtype(), device)?;
+    from_weights(&cfg, &w, ty, device)
 }
 
 pub fn spec(cfg: &LladaConfig) -> Spec {
@@ -31,16 +38,16 @@ pub fn spec(cfg: &LladaConfig) -> Spec {
     }
 }
 
-fn from_weights(cfg: &LladaConfig, w: &Weights, dtype: DType, device: &Device) -> Result<Transformer> {
+fn from_weights(cfg: &LladaConfig, w: &Weights, ty: WeightType, device: &Device) -> Result<Transformer> {
     let s = spec(cfg);
     let (d, kvd, ff, rows) = (s.d_model, s.kv_dim(), s.mlp_hidden, s.emb_rows);
     let p = "model.transformer";
-    let embed = w.get(&format!("{p}.wte.weight"), &[rows, d])?;
+    let wte = w.get(&format!("{p}.wte.weight"), &[rows, d])?;
     let mut blocks = Vec::with_capacity(s.n_layers);
     for i in 0..s.n_layers {
         let b = format!("{p}.blocks.{i}");
         let t = |name: &str, shape: &[usize]| w.get(&format!("{b}.{name}.weight"), shape);
-        blocks.push(BlockWeights {
+        let bw = BlockWeights {
             attn_norm: t("attn_norm", &[d])?,
             ffn_norm: t("ff_norm", &[d])?,
             q: t("q_proj", &[d, d])?,
@@ -52,10 +59,14 @@ fn from_weights(cfg: &LladaConfig, w: &Weights, dtype: DType, device: &Device) -
             gate: t("ff_proj", &[ff, d])?,
             up: t("up_proj", &[ff, d])?,
             down: t("ff_out", &[d, ff])?,
-        });
+            names: ["q_proj", "attn_out", "ff_proj", "ff_out"].map(|n| format!("{b}.{n}.weight")),
+        };
+        blocks.push(Block::new(bw, ty)?);
     }
     let final_norm = w.get(&format!("{p}.ln_f.weight"), &[d])?;
-    let head = if cfg.weight_tying { None } else { Some(w.get(&format!("{p}.ff_out.weight"), &[rows, d])?) };
+    let head_w = if cfg.weight_tying { wte.clone() } else { w.get(&format!("{p}.ff_out.weight"), &[rows, d])? };
+    let head = Proj::new(&format!("{p}.ff_out.weight"), head_w, None, ty.for_head())?;
+    let embed = Embed::new(&format!("{p}.wte.weight"), wte, ty)?;
     let info = ModelInfo {
         arch: "llada".into(),
         n_layers: s.n_layers,
@@ -69,5 +80,5 @@ fn from_weights(cfg: &LladaConfig, w: &Weights, dtype: DType, device: &Device) -
         max_seq_len: cfg.max_sequence_length,
         logits_shift: 0,
     };
-    Transformer::new(s, info, embed, blocks, final_norm, head, dtype, device)
+    Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(), device)
 }

@@ -13,7 +13,9 @@
 
 pub mod config;
 pub mod dream;
+pub mod gguf;
 pub mod kv;
+pub mod linear;
 pub mod llada;
 pub mod load;
 pub mod tokenizer;
@@ -56,13 +58,43 @@ impl Family {
 
 /// Load the checkpoint folder `dir` (config.json + safetensors) of either family.
 pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
+    load_as(dir, linear::WeightType::Dense(dtype), device)
+}
+
+/// Load `dir` with its linear weights stored as `ty` (dense or quantized at load), or a
+/// `.gguf` file (quantized tensors stay as stored; float ones become `ty`).
+pub fn load_as(dir: &Path, ty: linear::WeightType, device: &Device) -> Result<Transformer> {
+    if dir.extension().is_some_and(|e| e == "gguf") {
+        return gguf::load(dir, ty, device).map(|(m, _)| m);
+    }
     let config = dir.join("config.json");
     if !config.is_file() {
         return Err(Error::io(&config, "no config.json (expected a Hugging Face model folder)"));
     }
     match Family::of_config(&config)? {
-        Family::Llada => llada::load(dir, dtype, device),
-        Family::Dream => dream::load(dir, dtype, device),
+        Family::Llada => llada::load_as(dir, ty, device),
+        Family::Dream => dream::load_as(dir, ty, device),
+    }
+}
+
+/// Parameters of a network of shape `s`.
+pub fn param_count(s: &transformer::Spec) -> usize {
+    let (d, kv, f) = (s.d_model, s.kv_dim(), s.mlp_hidden);
+    2 * s.emb_rows * d + s.n_layers * (2 * d * d + 2 * d * kv + 3 * d * f + 2 * d) + d
+}
+
+/// Refuse up front a load that cannot fit in the memory available, instead of being killed
+/// by the OOM killer half-way.
+pub fn check_fits(s: &transformer::Spec, ty: linear::WeightType) -> Result<()> {
+    let need = param_count(s) as f64 * ty.bytes_per_weight();
+    match linear::available_memory_bytes() {
+        Some(avail) if need > avail as f64 => Err(Error::Other(format!(
+            "the weights need {:.1} GB as {} but only {:.1} GB of memory is available; use --dtype bf16, q8_0 or q4_k",
+            need / 1e9,
+            ty.name(),
+            avail as f64 / 1e9
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -74,6 +74,13 @@ impl TextTokenizer {
 /// `added_tokens_decoder` placed at their ids (put into the vocabulary, so they keep them
 /// even where the ids are not contiguous).
 fn byte_level_bpe(dir: &Path) -> Result<tokenizers::Tokenizer> {
+    let (vocab, merges, added) = slow_files(dir)?;
+    from_parts(vocab, merges, added, QWEN2_SPLIT).map_err(|e| Error::Tokenizer(format!("{}: {e}", dir.join("vocab.json").display())))
+}
+
+type Parts = (Value, Vec<Value>, Vec<Value>);
+
+fn slow_files(dir: &Path) -> Result<Parts> {
     let vocab_path = dir.join("vocab.json");
     let mut vocab = read_json(&vocab_path)?;
     let vocab_map = vocab.as_object_mut().ok_or_else(|| Error::io(&vocab_path, "expected an object of token -> id"))?;
@@ -97,6 +104,11 @@ fn byte_level_bpe(dir: &Path) -> Result<tokenizers::Tokenizer> {
             }
         }
     }
+    Ok((vocab, merges, added))
+}
+
+/// Assemble a byte-level BPE tokenizer (the GPT-2 / Qwen2 / LLaMA-3 kind) from its parts.
+fn from_parts(vocab: Value, merges: Vec<Value>, added: Vec<Value>, split: &str) -> std::result::Result<tokenizers::Tokenizer, String> {
     let spec = json!({
         "version": "1.0",
         "truncation": null,
@@ -104,7 +116,7 @@ fn byte_level_bpe(dir: &Path) -> Result<tokenizers::Tokenizer> {
         "added_tokens": added,
         "normalizer": {"type": "NFC"},
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
+            {"type": "Split", "pattern": {"Regex": split}, "behavior": "Isolated", "invert": false},
             {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
         ]},
         "post_processor": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
@@ -112,5 +124,82 @@ fn byte_level_bpe(dir: &Path) -> Result<tokenizers::Tokenizer> {
         "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "", "end_of_word_suffix": "",
                   "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges}
     });
-    spec.to_string().parse::<tokenizers::Tokenizer>().map_err(|e| Error::Tokenizer(format!("{} + merges.txt: {e}", vocab_path.display())))
+    spec.to_string().parse::<tokenizers::Tokenizer>().map_err(|e| e.to_string())
+}
+
+/// LLaMA-3's pre-tokenizer split (the `llama-bpe` pre-tokenizer of GGUF files).
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+impl TextTokenizer {
+    /// The tokenizer embedded in a GGUF file (`tokenizer.ggml.model = gpt2`: tokens, merges,
+    /// token types; control tokens become special added tokens). `Ok(None)` when there is none.
+    pub fn from_gguf(meta: &std::collections::HashMap<String, candle_core::quantized::gguf_file::Value>) -> Result<Option<Self>> {
+        let s = |k: &str| meta.get(k).and_then(|v| v.to_string().ok()).cloned();
+        if s("tokenizer.ggml.model").as_deref() != Some("gpt2") {
+            return Ok(None);
+        }
+        let list = |k: &str| meta.get(k).and_then(|v| v.to_vec().ok()).cloned().unwrap_or_default();
+        let tokens: Vec<String> = list("tokenizer.ggml.tokens").iter().filter_map(|v| v.to_string().ok().cloned()).collect();
+        let types: Vec<i32> = list("tokenizer.ggml.token_type").iter().map(|v| v.to_i32().unwrap_or(1)).collect();
+        let merges: Vec<Value> = list("tokenizer.ggml.merges").iter().filter_map(|v| v.to_string().ok().map(|m| json!(m))).collect();
+        let mut vocab = serde_json::Map::new();
+        let mut added = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            if types.get(i) == Some(&5) {
+                continue; // unused ([PAD] fillers)
+            }
+            vocab.insert(t.clone(), json!(i));
+            if types.get(i) == Some(&3) || types.get(i) == Some(&4) {
+                added.push(json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": types.get(i) == Some(&3)}));
+            }
+        }
+        let split = if s("tokenizer.ggml.pre").as_deref() == Some("qwen2") { QWEN2_SPLIT } else { LLAMA3_SPLIT };
+        let inner = from_parts(Value::Object(vocab), merges, added, split).map_err(|e| Error::Tokenizer(format!("GGUF tokenizer: {e}")))?;
+        Ok(Some(TextTokenizer { inner, unk: None }))
+    }
+}
+
+/// The tokenizer of folder `dir` as GGUF metadata, when it is a byte-level BPE
+/// (tokenizer.json with a BPE model, or vocab.json + merges.txt); none otherwise (d2c then
+/// reads the tokenizer.json beside the GGUF file).
+pub fn gguf_metadata(dir: &Path, vocab_size: usize) -> Result<Vec<(String, candle_core::quantized::gguf_file::Value)>> {
+    use candle_core::quantized::gguf_file::Value as G;
+    let (vocab, merges, added, pre) = if dir.join("tokenizer.json").is_file() {
+        let t = read_json(&dir.join("tokenizer.json"))?;
+        if t["model"]["type"] != "BPE" || t["model"]["vocab"].as_object().is_none() {
+            return Ok(vec![]);
+        }
+        let merges: Vec<Value> = t["model"]["merges"].as_array().cloned().unwrap_or_default().into_iter().map(|m| match m {
+            Value::Array(p) => json!(p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+            other => other,
+        }).collect();
+        let added = t["added_tokens"].as_array().cloned().unwrap_or_default();
+        (t["model"]["vocab"].clone(), merges, added, "llama-bpe")
+    } else if dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file() {
+        let (v, m, a) = slow_files(dir)?;
+        (v, m, a, "qwen2")
+    } else {
+        return Ok(vec![]);
+    };
+    let mut tokens: Vec<String> = (0..vocab_size).map(|i| format!("[PAD{i}]")).collect();
+    let mut types = vec![5i32; vocab_size];
+    for (t, id) in vocab.as_object().into_iter().flatten() {
+        if let Some(i) = id.as_u64().map(|i| i as usize).filter(|&i| i < vocab_size) {
+            tokens[i] = t.clone();
+            types[i] = 1;
+        }
+    }
+    for a in &added {
+        if let (Some(i), Some(c)) = (a["id"].as_u64().map(|i| i as usize).filter(|&i| i < vocab_size), a["content"].as_str()) {
+            tokens[i] = c.to_string();
+            types[i] = if a["special"].as_bool().unwrap_or(true) { 3 } else { 4 };
+        }
+    }
+    Ok(vec![
+        ("tokenizer.ggml.model".into(), G::String("gpt2".into())),
+        ("tokenizer.ggml.pre".into(), G::String(pre.into())),
+        ("tokenizer.ggml.tokens".into(), G::Array(tokens.into_iter().map(G::String).collect())),
+        ("tokenizer.ggml.token_type".into(), G::Array(types.into_iter().map(G::I32).collect())),
+        ("tokenizer.ggml.merges".into(), G::Array(merges.iter().filter_map(|m| m.as_str().map(|s| G::String(s.into()))).collect())),
+    ])
 }

@@ -10,10 +10,10 @@
 mod layered;
 
 use super::kv::KvStore;
+use super::linear::{Embed, Proj, WeightType};
 use super::{DiffusionModel, ForwardOutput, ForwardRequest, LayerCache, LayeredOutput, LayeredRequest, ModelInfo};
 use crate::error::{Error, Result};
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::Linear;
+use candle_core::{DType, Device, Tensor};
 
 /// Shapes and constants of the network, whatever the family calls them.
 #[derive(Debug, Clone)]
@@ -48,49 +48,64 @@ pub struct BlockWeights {
     pub v: Tensor,
     /// q, k and v biases (Qwen2 / Dream); LLaDA has none.
     pub qkv_bias: Option<(Tensor, Tensor, Tensor)>,
+    /// Checkpoint names of q, o, gate and down, for errors about the stacks they head.
+    pub names: [String; 4],
     pub o: Tensor,
     pub gate: Tensor,
     pub up: Tensor,
     pub down: Tensor,
 }
 
-struct Block {
+pub struct Block {
     attn_norm: Tensor,
     ffn_norm: Tensor,
     /// q, k and v projections stacked into one matrix: one skinny matmul instead of three
     /// (per-call packing and thread start-up dominate when only a few rows are recomputed).
-    qkv: Linear,
-    o: Linear,
+    qkv: Proj,
+    o: Proj,
     /// gate and up projections stacked, for the same reason.
-    gate_up: Linear,
-    down: Linear,
+    gate_up: Proj,
+    down: Proj,
 }
 
 impl Block {
-    fn new(w: BlockWeights) -> Result<Self> {
+    /// One block's weights stored as `ty`; norms in the activation dtype.
+    pub fn new(w: BlockWeights, ty: WeightType) -> Result<Self> {
         let bias = match w.qkv_bias {
             Some((bq, bk, bv)) => Some(Tensor::cat(&[bq, bk, bv], 0)?),
             None => None,
         };
+        let act = ty.activations();
+        let [q, o, gate, down] = &w.names;
         Ok(Block {
-            attn_norm: w.attn_norm,
-            ffn_norm: w.ffn_norm,
-            qkv: Linear::new(Tensor::cat(&[w.q, w.k, w.v], 0)?, bias),
-            o: Linear::new(w.o, None),
-            gate_up: Linear::new(Tensor::cat(&[w.gate, w.up], 0)?, None),
-            down: Linear::new(w.down, None),
+            attn_norm: w.attn_norm.to_dtype(act)?,
+            ffn_norm: w.ffn_norm.to_dtype(act)?,
+            qkv: Proj::new(q, Tensor::cat(&[w.q, w.k, w.v], 0)?, bias, ty)?,
+            o: Proj::new(o, w.o, None, ty)?,
+            gate_up: Proj::new(gate, Tensor::cat(&[w.gate, w.up], 0)?, None, ty)?,
+            down: Proj::new(down, w.down, None, ty)?,
         })
+    }
+
+    /// A block from projections already stored (a GGUF file's).
+    pub fn from_parts(attn_norm: Tensor, ffn_norm: Tensor, qkv: Proj, o: Proj, gate_up: Proj, down: Proj, act: DType) -> Result<Self> {
+        Ok(Block { attn_norm: attn_norm.to_dtype(act)?, ffn_norm: ffn_norm.to_dtype(act)?, qkv, o, gate_up, down })
+    }
+
+    fn size_in_bytes(&self) -> usize {
+        [&self.qkv, &self.o, &self.gate_up, &self.down].iter().map(|p| p.size_in_bytes()).sum()
     }
 }
 
 pub struct Transformer {
     spec: Spec,
     info: ModelInfo,
-    embed: Tensor,
+    embed: Embed,
     blocks: Vec<Block>,
     final_norm: Tensor,
-    head: Linear,
+    head: Proj,
     inv_freq: Vec<f32>,
+    /// Activations and the K/V store.
     dtype: DType,
     device: Device,
 }
@@ -115,12 +130,17 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
 }
 
 impl Transformer {
-    /// Assemble a network from a family's weights; `head` is `None` for a tied head.
-    pub fn new(spec: Spec, info: ModelInfo, embed: Tensor, blocks: Vec<BlockWeights>, final_norm: Tensor, head: Option<Tensor>, dtype: DType, device: &Device) -> Result<Self> {
+    /// Assemble a network from a family's parts (activations in `dtype`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(spec: Spec, info: ModelInfo, embed: Embed, blocks: Vec<Block>, final_norm: Tensor, head: Proj, dtype: DType, device: &Device) -> Result<Self> {
         let inv_freq = inv_freq(spec.head_dim(), spec.rope_theta);
-        let head = Linear::new(head.unwrap_or_else(|| embed.clone()), None);
-        let blocks = blocks.into_iter().map(Block::new).collect::<Result<_>>()?;
+        let final_norm = final_norm.to_dtype(dtype)?;
         Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone() })
+    }
+
+    /// Bytes of the weights as held (embedding, blocks, head).
+    pub fn weight_bytes(&self) -> usize {
+        self.embed.size_in_bytes() + self.blocks.iter().map(|b| b.size_in_bytes()).sum::<usize>() + self.head.size_in_bytes()
     }
 
     pub fn spec(&self) -> &Spec {
@@ -162,7 +182,7 @@ impl Transformer {
     fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
         let (b, n) = (ids.len(), ids.first().map_or(0, |r| r.len()));
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        Ok(self.embed.index_select(&Tensor::from_vec(flat, b * n, &self.device)?, 0)?.reshape((b, n, self.spec.d_model))?)
+        Ok(self.embed.rows(&Tensor::from_vec(flat, b * n, &self.device)?, self.dtype)?.reshape((b, n, self.spec.d_model))?)
     }
 
     /// Final norm and LM head of `x` (rows, d), as f32 logits.

@@ -7,7 +7,6 @@ use super::{kv_index, rms_norm, Transformer};
 use crate::error::{Error, Result};
 use crate::model::{KvStore, LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
 use candle_core::{DType, Tensor};
-use candle_nn::Module;
 
 /// Rows `rows[s]` of every sequence of `x` (B, T, d) as (B, n, d).
 fn gather_rows(x: &Tensor, rows: &[Vec<usize>]) -> Result<Tensor> {

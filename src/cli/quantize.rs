@@ -1,0 +1,32 @@
+//! `d2c quantize IN_DIR --dtype q4_k --out FILE.gguf`: a safetensors checkpoint folder as one
+//! GGUF file with llama.cpp's tensor names and metadata, made once and loaded in seconds.
+
+use super::{Dtype, EXIT_ERROR, EXIT_OK};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct QuantizeArgs {
+    /// A LLaDA or Dream checkpoint folder.
+    input: PathBuf,
+    /// Storage of the linear weights (norms and biases stay f32; the LM head of 4-bit types is q8_0).
+    #[arg(long, value_enum, default_value_t = Dtype::Q8_0)]
+    dtype: Dtype,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(a: QuantizeArgs) -> i32 {
+    let t0 = std::time::Instant::now();
+    match crate::model::gguf::write(&a.input, &a.out, a.dtype.weight_type()) {
+        Ok(n) => {
+            let size = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
+            println!("wrote {} ({n} tensors, {}, {}) in {:.1}s", a.out.display(), a.dtype.name(), crate::model::linear::fmt_bytes(size), t0.elapsed().as_secs_f64());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            let _ = std::fs::remove_file(&a.out);
+            EXIT_ERROR
+        }
+    }
+}

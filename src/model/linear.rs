@@ -1,0 +1,206 @@
+//! How weights are stored: dense (f32, bf16, f16) or in GGML's quantized block formats
+//! (q8_0, q4_0, q4_k) through candle's quantized tensors, and the two things the network
+//! does with them: project rows ([`Proj`]) and look up embedding rows ([`Embed`]).
+//!
+//! Quantized weights are the llama.cpp way of fitting an 8B model in memory. candle's
+//! quantized matmul (activations quantized to q8 blocks, integer dot products) wins at a few
+//! rows; at hundreds of rows a dense gemm is faster, so [`Proj`] dequantizes the weight for
+//! calls with many rows (a full forward) and uses the quantized kernel for the few rows a
+//! cached step recomputes.
+
+use crate::error::{Error, Result};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Module, Tensor};
+use std::sync::Arc;
+
+/// The storage type of a checkpoint's linear weights as d2c holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightType {
+    Dense(DType),
+    Quant(GgmlDType),
+}
+
+impl WeightType {
+    /// Parse `f32`, `bf16`, `f16`, `q8_0`, `q4_0`, `q4_k`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "f32" => WeightType::Dense(DType::F32),
+            "bf16" => WeightType::Dense(DType::BF16),
+            "f16" => WeightType::Dense(DType::F16),
+            "q8_0" => WeightType::Quant(GgmlDType::Q8_0),
+            "q4_0" => WeightType::Quant(GgmlDType::Q4_0),
+            "q4_k" => WeightType::Quant(GgmlDType::Q4K),
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            WeightType::Dense(DType::BF16) => "bf16",
+            WeightType::Dense(DType::F16) => "f16",
+            WeightType::Dense(_) => "f32",
+            WeightType::Quant(GgmlDType::Q8_0) => "q8_0",
+            WeightType::Quant(GgmlDType::Q4_0) => "q4_0",
+            WeightType::Quant(GgmlDType::Q4K) => "q4_k",
+            WeightType::Quant(GgmlDType::Q6K) => "q6_k",
+            WeightType::Quant(_) => "quantized",
+        }
+    }
+
+    /// The dtype activations (and the K/V store) use with these weights.
+    pub fn activations(&self) -> DType {
+        match self {
+            WeightType::Dense(d) => *d,
+            WeightType::Quant(_) => DType::F32,
+        }
+    }
+
+    /// The dtype tensors are read in before they are stored as `self`.
+    pub fn load_dtype(&self) -> DType {
+        self.activations()
+    }
+
+    /// Bytes per weight, for memory estimates.
+    pub fn bytes_per_weight(&self) -> f64 {
+        match self {
+            WeightType::Dense(d) => d.size_in_bytes() as f64,
+            WeightType::Quant(q) => q.type_size() as f64 / q.block_size() as f64,
+        }
+    }
+
+    /// What the LM head is stored as: llama.cpp keeps the output matrix at higher precision
+    /// than 4-bit types (q6_k in its Q4_K_M); d2c uses q8_0 for every 4-bit choice.
+    pub fn for_head(&self) -> WeightType {
+        match self {
+            WeightType::Quant(GgmlDType::Q4_0 | GgmlDType::Q4K) => WeightType::Quant(GgmlDType::Q8_0),
+            other => *other,
+        }
+    }
+}
+
+/// Quantize `w` (rows x cols) as `q`, or name the tensor, the type and a type that works.
+pub fn quantize(name: &str, w: &Tensor, q: GgmlDType) -> Result<QTensor> {
+    let cols = w.dims().last().copied().unwrap_or(0);
+    if cols % q.block_size() != 0 {
+        let works = if cols % 32 == 0 { "q8_0 or q4_0 (blocks of 32)" } else { "f16 or bf16 (no block structure)" };
+        return Err(Error::Other(format!(
+            "tensor `{name}`: rows of {cols} values do not divide into {} blocks of {}; use {works}",
+            WeightType::Quant(q).name(),
+            q.block_size()
+        )));
+    }
+    Ok(QTensor::quantize(&w.to_dtype(DType::F32)?, q)?)
+}
+
+/// Above this many input rows a quantized projection dequantizes its weight and runs a dense
+/// gemm (measured with `d2c bench --layer-timing`: candle's quantized matmul is slower than
+/// f32 gemm at full-forward row counts on AVX2).
+pub const DEQUANTIZE_FROM_ROWS: usize = 96;
+
+/// y = x Wᵀ (+ b).
+pub enum Proj {
+    Dense { w: Tensor, bias: Option<Tensor> },
+    Quant { w: Arc<QTensor>, mm: QMatMul, bias: Option<Tensor> },
+}
+
+impl Proj {
+    /// `w` as `ty` (quantized here, right after loading, so no full-precision copy of the
+    /// model ever exists).
+    pub fn new(name: &str, w: Tensor, bias: Option<Tensor>, ty: WeightType) -> Result<Self> {
+        match ty {
+            WeightType::Dense(d) => Ok(Proj::Dense { w: w.to_dtype(d)?, bias: bias.map(|b| b.to_dtype(d)).transpose()? }),
+            WeightType::Quant(q) => Self::from_qtensor(Arc::new(quantize(name, &w, q)?), bias),
+        }
+    }
+
+    pub fn from_qtensor(w: Arc<QTensor>, bias: Option<Tensor>) -> Result<Self> {
+        let mm = QMatMul::from_arc(w.clone())?;
+        Ok(Proj::Quant { w, mm, bias: bias.map(|b| b.to_dtype(DType::F32)).transpose()? })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (y, bias) = match self {
+            Proj::Dense { w, bias } => (dense(x, w)?, bias),
+            Proj::Quant { w, mm, bias } => {
+                let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+                let y = if rows >= DEQUANTIZE_FROM_ROWS { dense(x, &w.dequantize(&x.device().clone())?)? } else { mm.forward(x)? };
+                (y, bias)
+            }
+        };
+        Ok(match bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+
+    /// Bytes the weight occupies.
+    pub fn size_in_bytes(&self) -> usize {
+        match self {
+            Proj::Dense { w, .. } => w.elem_count() * w.dtype().size_in_bytes(),
+            Proj::Quant { w, .. } => w.storage_size_in_bytes(),
+        }
+    }
+}
+
+fn dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let wt = match *x.dims() {
+        [b1, b2, _, _] => w.broadcast_left((b1, b2))?.t()?,
+        [b, _, _] => w.broadcast_left(b)?.t()?,
+        _ => w.t()?,
+    };
+    Ok(x.matmul(&wt)?)
+}
+
+/// The token embedding, dense or quantized (rows are dequantized on lookup).
+pub enum Embed {
+    Dense(Tensor),
+    Quant(Arc<QTensor>),
+}
+
+impl Embed {
+    /// Rows `ids` as (n, d) in `dtype`.
+    pub fn rows(&self, ids: &Tensor, dtype: DType) -> Result<Tensor> {
+        Ok(match self {
+            Embed::Dense(t) => t.index_select(ids, 0)?.to_dtype(dtype)?,
+            Embed::Quant(q) => q.embedding(ids)?.to_dtype(dtype)?,
+        })
+    }
+    pub fn size_in_bytes(&self) -> usize {
+        match self {
+            Embed::Dense(t) => t.elem_count() * t.dtype().size_in_bytes(),
+            Embed::Quant(q) => q.storage_size_in_bytes(),
+        }
+    }
+}
+
+impl Embed {
+    pub fn new(name: &str, t: Tensor, ty: WeightType) -> Result<Self> {
+        Ok(match ty {
+            WeightType::Dense(d) => Embed::Dense(t.to_dtype(d)?),
+            WeightType::Quant(q) => Embed::Quant(Arc::new(quantize(name, &t, q)?)),
+        })
+    }
+}
+
+/// `bytes` as MB or GB.
+pub fn fmt_bytes(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.2} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes; None off Linux.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Memory the OS says is available for a new allocation (MemAvailable), in bytes.
+pub fn available_memory_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = s.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

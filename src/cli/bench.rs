@@ -43,6 +43,19 @@ pub struct BenchArgs {
     sets: Vec<String>,
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     dtype: Dtype,
+    /// Several weight types in one process (e.g. `f32,q8_0,q4_k`): every policy runs with each,
+    /// speedups against the first type's baseline.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    dtypes: Vec<Dtype>,
+    /// Per-layer forward timing at 384/64/16 rows for each of --dtypes (default f32, bf16,
+    /// q8_0, q4_k), extrapolated to --extrapolate-layers layers.
+    #[arg(long)]
+    layer_timing: bool,
+    #[arg(long, default_value_t = 32)]
+    extrapolate_layers: usize,
+    /// Repetitions per timing in --layer-timing.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print a Markdown table.
@@ -53,6 +66,7 @@ pub struct BenchArgs {
 struct Row {
     name: String,
     out: RunOutput,
+    weights: usize,
 }
 
 pub fn run(a: BenchArgs) -> i32 {
@@ -87,13 +101,34 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
         sets.extend(a.sets.iter().cloned());
         return super::eval::eval_table(a.model.as_deref(), &tasks, &specs, &sets, a.limit, a.dtype, false, a.markdown);
     }
+    let dir = model_dir(a.model.as_deref())?;
+    if a.layer_timing {
+        let dtypes = if a.dtypes.is_empty() { vec![Dtype::F32, Dtype::Bf16, Dtype::Q8_0, Dtype::Q4K] } else { a.dtypes.clone() };
+        super::bench_layers::run(&dir, &dtypes, a.extrapolate_layers, a.reps, a.markdown)?;
+        return Ok(EXIT_OK);
+    }
     if a.policies.is_empty() {
         a.policies = CACHE_POLICIES.iter().map(|s| s.to_string()).collect();
     }
     let (gen_length, block_length) = (a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32));
-    let dir = model_dir(a.model.as_deref())?;
-    let (model, _) = load_model(&dir, a.dtype)?;
-    let info = model.info().clone();
+    let dtypes = if a.dtypes.is_empty() { vec![a.dtype] } else { a.dtypes.clone() };
+    let mut rows = Vec::new();
+    let mut info = None;
+    for &dt in &dtypes {
+        let (model, _) = load_model(&dir, dt)?;
+        let i = model.info().clone();
+        run_policies(&a, &model, &i, dt, dtypes.len() > 1, gen_length, block_length, &mut rows)?;
+        info = Some(i);
+    }
+    let Some(info) = info else { return Ok(EXIT_OK) };
+    let prompt_len = rows.first().map_or(0, |r| r.out.prompts[0].len());
+    print_table(&rows, &info, &a, prompt_len);
+    Ok(EXIT_OK)
+}
+
+/// Run the baseline and every policy on `model`, appending one row each.
+#[allow(clippy::too_many_arguments)]
+fn run_policies(a: &BenchArgs, model: &crate::model::Transformer, info: &crate::model::ModelInfo, dt: Dtype, tag: bool, gen_length: usize, block_length: usize, rows: &mut Vec<Row>) -> Result<(), String> {
     let prompt = match &a.prompt_ids {
         Some(s) => parse_ids(s)?,
         None => {
@@ -102,21 +137,20 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
             (0..a.prompt_len).map(|_| rng.gen_range(1..hi) as u32).collect()
         }
     };
-    let mut rows = Vec::new();
     for spec in std::iter::once(&a.baseline).chain(a.policies.iter()) {
         let mut shared = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];
         shared.extend(a.sets.iter().cloned());
         let (src, sets) = super::policy_spec(spec, &shared)?;
         let compiled = match compile_or_report(&src, &sets, ErrorFormat::Human) {
             Ok(c) => c,
-            Err(code) => return Ok(code),
+            Err(_) => return Err(format!("{spec}: the policy is invalid")),
         };
-        eprintln!("running {spec} ...");
-        let out = generate(&model, &compiled.plan, std::slice::from_ref(&prompt), RunOptions::default()).map_err(|e| e.to_string())?;
-        rows.push(Row { name: spec.clone(), out });
+        eprintln!("running {spec} ({}) ...", dt.name());
+        let out = generate(model, &compiled.plan, std::slice::from_ref(&prompt), RunOptions::default()).map_err(|e| e.to_string())?;
+        let name = if tag { format!("{spec} [{}]", dt.name()) } else { spec.clone() };
+        rows.push(Row { name, out, weights: model.weight_bytes() });
     }
-    print_table(&rows, &info, &a, prompt.len());
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prompt_len: usize) {
@@ -124,9 +158,9 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
     println!(
         "model: {} layers, d_model {}, {} heads, mlp {}, vocab {}; prompt {prompt_len}, gen {}, block {}; {}",
         info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32),
-        a.dtype.name()
+        if a.dtypes.is_empty() { a.dtype.name().to_string() } else { a.dtypes.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ") }
     );
-    let header = ["policy", "tokens/s", "speedup", "ideal", "forwards", "rows/step", "recompute", "model %", "policy %", "same tokens"];
+    let header = ["policy", "tokens/s", "speedup", "ideal", "forwards", "rows/step", "recompute", "model %", "policy %", "same tokens", "weights"];
     let mut lines: Vec<Vec<String>> = Vec::new();
     for r in rows {
         let s = &r.out.stats;
@@ -143,6 +177,7 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
             format!("{:.1}", 100.0 * s.model_time.as_secs_f64() / wall),
             format!("{:.1}", 100.0 * s.policy_time.as_secs_f64() / wall),
             format!("{:.1}%", 100.0 * agree),
+            crate::model::linear::fmt_bytes(r.weights as u64),
         ]);
     }
     super::print_table(&header, &lines, a.markdown);

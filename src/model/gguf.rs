@@ -250,6 +250,54 @@ pub fn write(dir: &Path, out: &Path, ty: WeightType) -> Result<usize> {
         }
     };
     let w = super::load::Weights::open(dir, DType::F32, &Device::Cpu)?;
+    let tok = super::tokenizer::gguf_metadata(dir, spec.emb_rows)?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let header = Header { family, arch, spec, mask, eos, name };
+    write_tensors(&header, &names, &mut |n, s| w.get(n, s), tok, out, ty)
+}
+
+/// What a GGUF file says about its network besides the tensors.
+pub struct Header {
+    pub family: Family,
+    pub arch: &'static str,
+    pub spec: Spec,
+    pub mask: u32,
+    pub eos: u32,
+    pub name: String,
+}
+
+/// A GGUF file of random N(0, 0.02) weights (norms 1) of `h`'s shape, every linear weight
+/// written directly as `ty`: an 8B-shaped model without ever holding it in f32 (`d2c
+/// make-model --gguf`).
+pub fn write_random(h: &Header, out: &Path, ty: WeightType, seed: u64) -> Result<usize> {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let names = match h.family {
+        Family::Llada => NameMap { embed: "wte".into(), head: Some("ff_out".into()), norm: "ln_f".into(), block: |i, k| format!("blocks.{i}.{}", PARTS[k]) },
+        Family::Dream => NameMap { embed: "embed_tokens".into(), head: Some("lm_head".into()), norm: "norm".into(), block: |i, k| format!("layers.{i}.{}", PARTS[k]) },
+    };
+    // Every block gets the same random matrices (drawn once per shape): speed and memory do
+    // not depend on the values, and drawing 8B normals would dominate the run.
+    let mut drawn: std::collections::HashMap<(Vec<usize>, bool), Tensor> = std::collections::HashMap::new();
+    let mut get = |name: &str, shape: &[usize]| -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if shape.len() == 1 && !name.ends_with(".bias") {
+            return Ok(Tensor::ones(n, DType::F32, &Device::Cpu)?);
+        }
+        let key = (shape.to_vec(), name.ends_with(".bias"));
+        if let Some(t) = drawn.get(&key) {
+            return Ok(t.clone());
+        }
+        let t = Tensor::from_vec(crate::train::net::seeded_normal(&mut rng, n, 0.02), shape, &Device::Cpu)?;
+        drawn.insert(key, t.clone());
+        Ok(t)
+    };
+    write_tensors(h, &names, &mut get, vec![], out, ty)
+}
+
+fn write_tensors(h: &Header, names: &NameMap, get: &mut dyn FnMut(&str, &[usize]) -> Result<Tensor>, tok: Vec<(String, Value)>, out: &Path, ty: WeightType) -> Result<usize> {
+    let Header { family, arch, spec, mask, eos, .. } = h;
+    let (family, arch, mask, eos) = (*family, *arch, *mask, *eos);
+    let w = Getter { get: std::cell::RefCell::new(get) };
     let store = |name: &str, t: Tensor, ty: WeightType| -> Result<QTensor> {
         match ty {
             WeightType::Quant(q) => super::linear::quantize(name, &t, q),
@@ -284,7 +332,7 @@ pub fn write(dir: &Path, out: &Path, ty: WeightType) -> Result<usize> {
     }
     let mut meta: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(arch.into())),
-        ("general.name".into(), Value::String(dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())),
+        ("general.name".into(), Value::String(h.name.clone())),
         (format!("{arch}.block_count"), Value::U32(spec.n_layers as u32)),
         (format!("{arch}.context_length"), Value::U32(spec.max_len as u32)),
         (format!("{arch}.embedding_length"), Value::U32(d as u32)),
@@ -301,12 +349,23 @@ pub fn write(dir: &Path, out: &Path, ty: WeightType) -> Result<usize> {
     if family == Family::Llada {
         meta.push(("diffusion.shift_logits".into(), Value::Bool(false)));
     }
-    meta.extend(super::tokenizer::gguf_metadata(dir, rows)?);
+    meta.extend(tok);
     let mut f = std::fs::File::create(out).map_err(|e| Error::io(out, e))?;
     let m: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     gguf_file::write(&mut f, &m, &t).map_err(|e| Error::io(out, e))?;
     Ok(tensors.len())
+}
+
+/// The tensor source of [`write_tensors`], called like `Weights::get`.
+struct Getter<'a> {
+    get: std::cell::RefCell<&'a mut dyn FnMut(&str, &[usize]) -> Result<Tensor>>,
+}
+
+impl Getter<'_> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        (self.get.borrow_mut())(name, shape)
+    }
 }
 
 /// A family's checkpoint names: `block(i, k)` is block i's k-th part in [`PARTS`] order.

@@ -69,10 +69,11 @@ impl WeightType {
     }
 
     /// What the LM head is stored as: llama.cpp keeps the output matrix at higher precision
-    /// than 4-bit types (q6_k in its Q4_K_M); d2c uses q8_0 for every 4-bit choice.
+    /// than 4-bit types; like its Q4_K_M, d2c uses q6_k with q4_k (and q8_0 with q4_0).
     pub fn for_head(&self) -> WeightType {
         match self {
-            WeightType::Quant(GgmlDType::Q4_0 | GgmlDType::Q4K) => WeightType::Quant(GgmlDType::Q8_0),
+            WeightType::Quant(GgmlDType::Q4K) => WeightType::Quant(GgmlDType::Q6K),
+            WeightType::Quant(GgmlDType::Q4_0) => WeightType::Quant(GgmlDType::Q8_0),
             other => *other,
         }
     }
@@ -92,10 +93,21 @@ pub fn quantize(name: &str, w: &Tensor, q: GgmlDType) -> Result<QTensor> {
     Ok(QTensor::quantize(&w.to_dtype(DType::F32)?, q)?)
 }
 
-/// Above this many input rows a quantized projection dequantizes its weight and runs a dense
-/// gemm (measured with `d2c bench --layer-timing`: candle's quantized matmul is slower than
-/// f32 gemm at full-forward row counts on AVX2).
-pub const DEQUANTIZE_FROM_ROWS: usize = 96;
+/// From how many input rows a projection stored as `q` dequantizes its weight and runs a
+/// dense gemm instead of candle's quantized kernel (measured with `d2c bench
+/// --layer-timing`; `D2C_DEQUANTIZE_FROM_ROWS` overrides it for such measurements).
+pub fn dequantize_from_rows(q: GgmlDType) -> usize {
+    static OVERRIDE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    if let Some(n) = *OVERRIDE.get_or_init(|| std::env::var("D2C_DEQUANTIZE_FROM_ROWS").ok().and_then(|v| v.parse().ok())) {
+        return n;
+    }
+    // candle's k-quant kernels beat f32 gemm at every row count here (q4_k: 152 vs 166 ms a
+    // layer at 384 rows, 22 vs 38 at 64); its q8_0/q4_0 kernels only at a few rows.
+    match q {
+        GgmlDType::Q8_0 | GgmlDType::Q4_0 => 48,
+        _ => usize::MAX,
+    }
+}
 
 /// y = x Wᵀ (+ b).
 pub enum Proj {
@@ -123,7 +135,7 @@ impl Proj {
             Proj::Dense { w, bias } => (dense(x, w)?, bias),
             Proj::Quant { w, mm, bias } => {
                 let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-                let y = if rows >= DEQUANTIZE_FROM_ROWS { dense(x, &w.dequantize(&x.device().clone())?)? } else { mm.forward(x)? };
+                let y = if rows >= dequantize_from_rows(w.dtype()) { dense(x, &w.dequantize(&x.device().clone())?)? } else { mm.forward(x)? };
                 (y, bias)
             }
         };

@@ -229,7 +229,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             "mean_rows_per_step": s.mean_rows_per_step(), "recompute_fraction": s.recompute_fraction(),
             "tokens_per_s": s.tokens_per_s(), "answer_tokens": answer_tokens, "answer_tokens_per_s": answer_tokens as f64 / wall,
             "wall_s": s.wall_time.as_secs_f64(), "model_s": s.model_time.as_secs_f64(), "policy_s": s.policy_time.as_secs_f64(),
-            "dtype": a.dtype.name(), "weight_bytes": model.weight_bytes(), "peak_rss_bytes": peak_rss_bytes(),
+            "dtype": model.storage_name(), "weight_bytes": model.weight_bytes(), "peak_rss_bytes": peak_rss_bytes(),
         });
         println!("{v}");
         return Ok(EXIT_OK);
@@ -266,7 +266,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         100.0 * s.model_time.as_secs_f64() / wall,
         100.0 * s.policy_time.as_secs_f64() / wall,
         fmt_bytes(model.weight_bytes() as u64),
-        a.dtype.name(),
+        model.storage_name(),
         peak_rss_bytes().map_or("n/a".to_string(), fmt_bytes),
     );
     Ok(EXIT_OK)

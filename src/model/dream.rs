@@ -149,18 +149,6 @@ pub fn load_as(dir: &Path, ty: WeightType, device: &Device) -> Result<Transforme
     let head_w = if cfg.tie_word_embeddings { embed_w.clone() } else { w.get("lm_head.weight", &[rows, d])? };
     let head = Proj::new("lm_head.weight", head_w, None, ty.for_head())?;
     let embed = Embed::new("model.embed_tokens.weight", embed_w, ty)?;
-    let info = ModelInfo {
-        arch: "dream".into(),
-        n_layers: s.n_layers,
-        d_model: d,
-        n_heads: s.n_heads,
-        kv_heads: s.kv_heads,
-        mlp_hidden: ff,
-        logits_width: rows,
-        mask_id: cfg.mask_token_id,
-        eos_id: cfg.eos_token_id,
-        max_seq_len: cfg.max_position_embeddings,
-        logits_shift: 1,
-    };
+    let info = ModelInfo::of("dream", &s, cfg.mask_token_id, cfg.eos_token_id, 1);
     Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(), device)
 }

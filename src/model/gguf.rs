@@ -199,19 +199,7 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
     let head = if r.has("output.weight") { r.tensor("output.weight", &[emb_rows, d])? } else { QTensor::quantize(&embed_q.dequantize(device)?, embed_q.dtype())? };
     let head = proj(head, None, ty.for_head(), "output.weight")?;
     let embed = if is_float(embed_q.dtype()) { Embed::new("token_embd.weight", embed_q.dequantize(device)?, ty)? } else { Embed::Quant(Arc::new(embed_q)) };
-    let info = ModelInfo {
-        arch: arch.clone(),
-        n_layers: spec.n_layers,
-        d_model: d,
-        n_heads,
-        kv_heads,
-        mlp_hidden: ff,
-        logits_width: emb_rows,
-        mask_id,
-        eos_id,
-        max_seq_len: spec.max_len,
-        logits_shift: shift as usize,
-    };
+    let info = ModelInfo::of(&arch, &spec, mask_id, eos_id, shift as usize);
     let model = Transformer::new(spec, info, embed, blocks, final_norm, head, ty.activations(), device)?;
     Ok((model, r.content))
 }

@@ -43,6 +43,9 @@ impl WeightType {
             WeightType::Quant(GgmlDType::Q4_0) => "q4_0",
             WeightType::Quant(GgmlDType::Q4K) => "q4_k",
             WeightType::Quant(GgmlDType::Q6K) => "q6_k",
+            WeightType::Quant(GgmlDType::F32) => "f32",
+            WeightType::Quant(GgmlDType::F16) => "f16",
+            WeightType::Quant(GgmlDType::BF16) => "bf16",
             WeightType::Quant(_) => "quantized",
         }
     }
@@ -143,6 +146,14 @@ impl Proj {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+
+    /// The storage type's name (`f32`, `q4_k`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Proj::Dense { w, .. } => WeightType::Dense(w.dtype()).name(),
+            Proj::Quant { w, .. } => WeightType::Quant(w.dtype()).name(),
+        }
     }
 
     /// Bytes the weight occupies.

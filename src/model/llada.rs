@@ -67,18 +67,6 @@ fn from_weights(cfg: &LladaConfig, w: &Weights, ty: WeightType, device: &Device)
     let head_w = if cfg.weight_tying { wte.clone() } else { w.get(&format!("{p}.ff_out.weight"), &[rows, d])? };
     let head = Proj::new(&format!("{p}.ff_out.weight"), head_w, None, ty.for_head())?;
     let embed = Embed::new(&format!("{p}.wte.weight"), wte, ty)?;
-    let info = ModelInfo {
-        arch: "llada".into(),
-        n_layers: s.n_layers,
-        d_model: d,
-        n_heads: s.n_heads,
-        kv_heads: s.kv_heads,
-        mlp_hidden: ff,
-        logits_width: rows,
-        mask_id: cfg.mask_token_id,
-        eos_id: cfg.eos_token_id,
-        max_seq_len: cfg.max_sequence_length,
-        logits_shift: 0,
-    };
+    let info = ModelInfo::of("llada", &s, cfg.mask_token_id, cfg.eos_token_id, 0);
     Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(), device)
 }

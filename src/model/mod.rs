@@ -118,6 +118,26 @@ pub struct ModelInfo {
     pub logits_shift: usize,
 }
 
+impl ModelInfo {
+    /// What a network of shape `s` tells the decoder; `logits_shift` is 1 for models whose
+    /// row `i - 1` predicts token `i`.
+    pub fn of(arch: &str, s: &transformer::Spec, mask_id: u32, eos_id: u32, logits_shift: usize) -> Self {
+        ModelInfo {
+            arch: arch.into(),
+            n_layers: s.n_layers,
+            d_model: s.d_model,
+            n_heads: s.n_heads,
+            kv_heads: s.kv_heads,
+            mlp_hidden: s.mlp_hidden,
+            logits_width: s.emb_rows,
+            mask_id,
+            eos_id,
+            max_seq_len: s.max_len,
+            logits_shift,
+        }
+    }
+}
+
 /// One forward over a subset of rows, for every sequence of a batch.
 ///
 /// `positions[b]` are absolute positions (ascending) of the rows recomputed for sequence `b`;

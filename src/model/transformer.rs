@@ -138,6 +138,11 @@ impl Transformer {
         Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone() })
     }
 
+    /// How the blocks' linear weights are stored (the first block's q/k/v), e.g. `q4_k`.
+    pub fn storage_name(&self) -> &'static str {
+        self.blocks.first().map_or("none", |b| b.qkv.type_name())
+    }
+
     /// Bytes of the weights as held (embedding, blocks, head).
     pub fn weight_bytes(&self) -> usize {
         self.embed.size_in_bytes() + self.blocks.iter().map(|b| b.size_in_bytes()).sum::<usize>() + self.head.size_in_bytes()

@@ -142,3 +142,25 @@ fn shipped_model_accuracy_survives_q8_0() {
     let (f, q8, q4) = (acc("f32"), acc("q8_0"), acc("q4_0"));
     assert!(f >= 90.0 && q8 >= f - 1.0 && q4 >= f - 5.0, "f32 {f}%, q8_0 {q8}%, q4_0 {q4}%");
 }
+
+/// A tensor of a type candle cannot read (here IQ4_XS, id 23) is named with the nearest type.
+#[test]
+fn unsupported_gguf_tensor_types_are_named() {
+    let src = tmp("types.gguf");
+    assert_eq!(d2c(&["quantize", "tests/fixtures/tiny-llada", "--dtype", "f32", "--out", src.to_str().unwrap()]).status.code(), Some(0));
+    let mut bytes = std::fs::read(&src).unwrap();
+    let name = b"blk.1.attn_q.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).expect("tensor info in the header");
+    // name, then n_dims (u32 = 2), two u64 dims, then the type (u32).
+    let ty = at + name.len() + 4 + 16;
+    assert_eq!(u32::from_le_bytes(bytes[ty..ty + 4].try_into().unwrap()), 0, "f32 before patching");
+    bytes[ty..ty + 4].copy_from_slice(&23u32.to_le_bytes());
+    let dst = tmp("iq4.gguf");
+    std::fs::write(&dst, &bytes).unwrap();
+    let o = d2c(&["run", "--model", dst.to_str().unwrap(), "--prompt-ids", "1,2"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("tensor `blk.1.attn_q.weight` has GGML type 23 (iq4)") && e.contains("re-quantize the file to q4_k") && !e.contains("panicked"), "{e}");
+    let _ = std::fs::remove_file(&src);
+    let _ = std::fs::remove_file(&dst);
+}

@@ -124,7 +124,14 @@ fn proj(q: QTensor, bias: Option<Tensor>, ty: WeightType, name: &str) -> Result<
 /// Read `path` (a `.gguf` file) as a network; float tensors are stored as `ty`.
 pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer, Content)> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = Content::read(&mut file).map_err(|e| Error::io(path, format!("not a readable GGUF file: {e}")))?;
+    let content = match Content::read(&mut file) {
+        Ok(c) => c,
+        Err(e) => {
+            // candle's parser names neither the tensor nor the type; find them ourselves.
+            let why = unsupported_tensor(path).ok().flatten().unwrap_or_else(|| format!("not a readable GGUF file: {e}"));
+            return Err(Error::io(path, why));
+        }
+    };
     let mut r = Reader { path, content, file, device: device.clone() };
     let arch = r.meta("general.architecture")?.to_string().map_err(|_| Error::io(path, "`general.architecture` is not a string"))?.clone();
     let family = match arch.as_str() {
@@ -362,4 +369,85 @@ struct NameMap {
     head: Option<String>,
     norm: String,
     block: fn(usize, usize) -> String,
+}
+
+/// GGML type names by id, and the type candle reads that is closest to each it does not.
+fn ggml_type(id: u32) -> (&'static str, &'static str) {
+    match id {
+        16 | 17 | 19 | 22 | 29 => ("iq1/iq2", "q2_k"),
+        18 | 21 => ("iq3", "q3_k"),
+        20 | 23 => ("iq4", "q4_k"),
+        24..=28 => ("integer/f64", "f32"),
+        34 | 35 => ("tq1_0/tq2_0", "q2_k"),
+        39 => ("mxfp4", "q4_0"),
+        _ => ("unknown", "q8_0"),
+    }
+}
+
+/// The first tensor of a GGUF file (v2/v3 header) whose type candle cannot read, as a message
+/// naming the tensor, the type and the nearest readable type; None if every type is readable.
+fn unsupported_tensor(path: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut f = std::io::BufReader::new(std::fs::File::open(path)?);
+    let u32_ = |f: &mut std::io::BufReader<std::fs::File>| -> std::io::Result<u32> {
+        let mut b = [0u8; 4];
+        f.read_exact(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    };
+    fn u64_(f: &mut impl Read) -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        f.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn skip(f: &mut impl Read, n: u64) -> std::io::Result<()> {
+        std::io::copy(&mut f.take(n), &mut std::io::sink()).map(|_| ())
+    }
+    fn string(f: &mut impl Read) -> std::io::Result<String> {
+        let n = u64_(f)?;
+        let mut b = vec![0u8; n.min(1 << 20) as usize];
+        f.read_exact(&mut b)?;
+        Ok(String::from_utf8_lossy(&b).into_owned())
+    }
+    fn value(f: &mut impl Read, t: u32) -> std::io::Result<()> {
+        let size = match t {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            8 => return string(f).map(|_| ()),
+            9 => {
+                let mut b = [0u8; 4];
+                f.read_exact(&mut b)?;
+                let inner = u32::from_le_bytes(b);
+                for _ in 0..u64_(f)? {
+                    value(f, inner)?;
+                }
+                return Ok(());
+            }
+            _ => return Err(std::io::Error::other("unknown metadata type")),
+        };
+        skip(f, size)
+    }
+    if u32_(&mut f)? != 0x4655_4747 || u32_(&mut f)? < 2 {
+        return Ok(None);
+    }
+    let (n_tensors, n_kv) = (u64_(&mut f)?, u64_(&mut f)?);
+    for _ in 0..n_kv {
+        string(&mut f)?;
+        let t = u32_(&mut f)?;
+        value(&mut f, t)?;
+    }
+    for _ in 0..n_tensors {
+        let name = string(&mut f)?;
+        let dims = u32_(&mut f)?;
+        skip(&mut f, 8 * dims as u64)?;
+        let ty = u32_(&mut f)?;
+        u64_(&mut f)?;
+        // The ids candle's reader accepts (GgmlDType::from_u32 is private to candle).
+        if !matches!(ty, 0..=3 | 6..=15 | 30) {
+            let (tname, near) = ggml_type(ty);
+            return Ok(Some(format!("tensor `{name}` has GGML type {ty} ({tname}), which d2c cannot read; re-quantize the file to {near} (readable: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k .. q6_k)")));
+        }
+    }
+    Ok(None)
 }

@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// q8_0, q4_k), extrapolated to --extrapolate-layers layers.
     #[arg(long)]
     layer_timing: bool,
+    /// Where a layer's time goes, per op kind, at 32/64/384 rows (with --dtype).
+    #[arg(long)]
+    profile: bool,
     #[arg(long, default_value_t = 32)]
     extrapolate_layers: usize,
     /// Repetitions per timing in --layer-timing.
@@ -102,6 +105,10 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
         return super::eval::eval_table(a.model.as_deref(), &tasks, &specs, &sets, a.limit, a.dtype, false, a.markdown);
     }
     let dir = model_dir(a.model.as_deref())?;
+    if a.profile {
+        super::bench_layers::profile(&dir, a.dtype, a.reps, a.markdown)?;
+        return Ok(EXIT_OK);
+    }
     if a.layer_timing {
         let dtypes = if a.dtypes.is_empty() { vec![Dtype::F32, Dtype::Bf16, Dtype::Q8_0, Dtype::Q4K] } else { a.dtypes.clone() };
         super::bench_layers::run(&dir, &dtypes, a.extrapolate_layers, a.reps, a.markdown)?;

@@ -45,3 +45,33 @@ pub fn run(dir: &Path, dtypes: &[Dtype], layers: usize, reps: usize, markdown: b
     super::print_table(&header, &lines, markdown);
     Ok(())
 }
+
+/// `d2c bench --profile`: where a layer's time goes, per op kind, at 32, 64 and 384 query rows
+/// over a 384-row K/V store (the rows of a dual-cache step, a d²Cache step, a full forward).
+pub fn profile(dir: &Path, dtype: Dtype, reps: usize, markdown: bool) -> Result<(), String> {
+    const T: usize = 384;
+    let (m, _) = load_model(dir, dtype)?;
+    let info = m.info().clone();
+    let runs: Vec<Vec<(&'static str, f64)>> = [32, 64, T].iter().map(|&r| m.profile_ops(r, T, reps)).collect::<crate::error::Result<_>>().map_err(|e| e.to_string())?;
+    let total = |k: usize| runs[k].iter().map(|x| x.1).sum::<f64>();
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    for (i, (op, _)) in runs[2].iter().enumerate() {
+        let at = |k: usize| runs[k].iter().find(|x| x.0 == *op).map_or(0.0, |x| x.1);
+        let _ = i;
+        lines.push(vec![op.to_string(), format!("{:.2}", 1e3 * at(0)), format!("{:.2}", 1e3 * at(1)), format!("{:.2}", 1e3 * at(2)), format!("{:.1}%", 100.0 * at(1) / total(1).max(1e-12))]);
+    }
+    lines.push(vec!["total per layer".into(), format!("{:.2}", 1e3 * total(0)), format!("{:.2}", 1e3 * total(1)), format!("{:.2}", 1e3 * total(2)), "100%".into()]);
+    // Matmul FLOPs of the projections per layer and the rate they ran at.
+    let (d, f, kvd) = (info.d_model as f64, info.mlp_hidden as f64, (info.d_model / info.n_heads * info.kv_heads) as f64);
+    let flops = |rows: f64| 2.0 * rows * (2.0 * d * d + 2.0 * d * kvd + 3.0 * d * f);
+    let mm = |k: usize| runs[k].iter().filter(|x| x.0.ends_with("matmul")).map(|x| x.1).sum::<f64>();
+    println!("{} layers, d_model {}, {} heads ({} K/V), mlp {}; {}; ms per layer, mean of {reps} passes", info.n_layers, info.d_model, info.n_heads, info.kv_heads, info.mlp_hidden, dtype.name());
+    super::print_table(&["op", "@32 rows", "@64 rows", "@384 rows", "share @64"], &lines, markdown);
+    println!(
+        "projection matmuls: {:.0} GFLOP/s at 32 rows, {:.0} at 64, {:.0} at 384",
+        flops(32.0) / mm(0).max(1e-12) / 1e9,
+        flops(64.0) / mm(1).max(1e-12) / 1e9,
+        flops(384.0) / mm(2).max(1e-12) / 1e9
+    );
+    Ok(())
+}

@@ -108,6 +108,16 @@ pub struct Transformer {
     /// Activations and the K/V store.
     dtype: DType,
     device: Device,
+    /// Per-op timing for `d2c bench --profile`; off (None) in normal runs.
+    clock: std::cell::RefCell<Option<OpClock>>,
+}
+
+const SETUP: &str = "setup (not reported)";
+
+/// Time spent per op kind between [`Transformer::lap`] calls.
+struct OpClock {
+    last: std::time::Instant,
+    spent: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// RoPE frequencies, the reference's recipe: inv_freq = 1 / theta^(2i/hd), in f32.
@@ -135,7 +145,7 @@ impl Transformer {
     pub fn new(spec: Spec, info: ModelInfo, embed: Embed, blocks: Vec<Block>, final_norm: Tensor, head: Proj, dtype: DType, device: &Device) -> Result<Self> {
         let inv_freq = inv_freq(spec.head_dim(), spec.rope_theta);
         let final_norm = final_norm.to_dtype(dtype)?;
-        Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone() })
+        Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone(), clock: Default::default() })
     }
 
     /// How the blocks' linear weights are stored (the first block's q/k/v), e.g. `q4_k`.
@@ -297,26 +307,54 @@ impl Transformer {
         let (b, n, _) = hn.dims3()?;
         let heads = |t: Tensor, k: usize| -> Result<Tensor> { Ok(t.reshape((b, n, k, hd))?.transpose(1, 2)?.contiguous()?) };
         let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &rows.cos, &rows.sin)?.to_dtype(self.dtype)?) };
+        self.lap("attn norm");
         let qkv = blk.qkv.forward(hn)?;
+        self.lap("q/k/v matmul");
         let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
         let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
         let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
+        self.lap("split heads + RoPE");
         kv.write(l, &rows.index, &k, &v)?;
+        self.lap("K/V scatter");
         let (kc, vc) = kv.layer(l)?;
         let t_len = kc.dim(2)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let q = q.reshape((b, kvh, group * n, hd))?;
-        let att = candle_nn::ops::softmax_last_dim(&(q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?)?;
+        let scores = (q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?;
+        self.lap("scores q.K^T");
+        let att = candle_nn::ops::softmax_last_dim(&scores)?;
+        self.lap("softmax");
         let o = att.to_dtype(self.dtype)?.matmul(vc)?.reshape((b, h, n, hd))?.transpose(1, 2)?.reshape((b, n, d))?;
-        Ok((blk.o.forward(&o)?, att.reshape((b, h, n, t_len))?))
+        self.lap("att.V + merge heads");
+        let out = blk.o.forward(&o)?;
+        self.lap("o matmul");
+        Ok((out, att.reshape((b, h, n, t_len))?))
+    }
+
+    /// Charge the time since the last lap to `op` (only while profiling).
+    fn lap(&self, op: &'static str) {
+        if let Some(c) = self.clock.borrow_mut().as_mut() {
+            let now = std::time::Instant::now();
+            match c.spent.iter_mut().find(|(n, _)| *n == op) {
+                Some((_, d)) => *d += now - c.last,
+                None => c.spent.push((op, now - c.last)),
+            }
+            c.last = now;
+        }
     }
 
     /// The FFN sub-block's output for rows `x` (B, n, d), before the residual add.
     fn ffn(&self, blk: &Block, x: &Tensor) -> Result<Tensor> {
-        let gu = blk.gate_up.forward(&rms_norm(x, &blk.ffn_norm, self.spec.rms_eps)?)?;
+        let hn = rms_norm(x, &blk.ffn_norm, self.spec.rms_eps)?;
+        self.lap("residual + ffn norm");
+        let gu = blk.gate_up.forward(&hn)?;
+        self.lap("gate/up matmul");
         let ff = gu.dim(2)? / 2;
         let act = (candle_nn::ops::silu(&gu.narrow(2, 0, ff)?)? * gu.narrow(2, ff, ff)?)?;
-        Ok(blk.down.forward(&act)?)
+        self.lap("silu * up");
+        let out = blk.down.forward(&act)?;
+        self.lap("down matmul");
+        Ok(out)
     }
 }
 
@@ -336,7 +374,9 @@ impl Transformer {
             let h = (&x + o)?;
             Ok((&h + self.ffn(blk, &h)?)?)
         };
+        self.lap(SETUP);
         layer(&self.blocks[0], 0)?;
+        self.lap(SETUP);
         let start = std::time::Instant::now();
         for _ in 0..reps {
             for (l, blk) in self.blocks.iter().enumerate() {
@@ -351,5 +391,18 @@ impl Transformer {
             self.logits(&xh)?;
         }
         Ok((per_layer, start.elapsed().as_secs_f64() / reps.max(1) as f64))
+    }
+
+    /// Benchmark support (`d2c bench --profile`): seconds per layer spent in each op kind of a
+    /// forward over `rows` query rows and a `t`-row K/V store, in the order the ops run.
+    pub fn profile_ops(&self, rows: usize, t: usize, reps: usize) -> Result<Vec<(&'static str, f64)>> {
+        self.profile(rows, t, 1, 1)?;
+        *self.clock.borrow_mut() = Some(OpClock { last: std::time::Instant::now(), spent: Vec::new() });
+        let r = self.profile(rows, t, 1, reps);
+        let clock = self.clock.borrow_mut().take();
+        r?;
+        // The warm-up layer inside profile() is timed too: one extra layer.
+        let per = (reps * self.blocks.len()) as f64 + 1.0;
+        Ok(clock.map(|c| c.spent.into_iter().filter(|(n, _)| *n != SETUP).map(|(n, d)| (n, d.as_secs_f64() / per)).collect()).unwrap_or_default())
     }
 }

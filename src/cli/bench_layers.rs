@@ -55,9 +55,8 @@ pub fn profile(dir: &Path, dtype: Dtype, reps: usize, markdown: bool) -> Result<
     let runs: Vec<Vec<(&'static str, f64)>> = [32, 64, T].iter().map(|&r| m.profile_ops(r, T, reps)).collect::<crate::error::Result<_>>().map_err(|e| e.to_string())?;
     let total = |k: usize| runs[k].iter().map(|x| x.1).sum::<f64>();
     let mut lines: Vec<Vec<String>> = Vec::new();
-    for (i, (op, _)) in runs[2].iter().enumerate() {
+    for (op, _) in &runs[2] {
         let at = |k: usize| runs[k].iter().find(|x| x.0 == *op).map_or(0.0, |x| x.1);
-        let _ = i;
         lines.push(vec![op.to_string(), format!("{:.2}", 1e3 * at(0)), format!("{:.2}", 1e3 * at(1)), format!("{:.2}", 1e3 * at(2)), format!("{:.1}%", 100.0 * at(1) / total(1).max(1e-12))]);
     }
     lines.push(vec!["total per layer".into(), format!("{:.2}", 1e3 * total(0)), format!("{:.2}", 1e3 * total(1)), format!("{:.2}", 1e3 * total(2)), "100%".into()]);

@@ -1,5 +1,6 @@
 //! Policy diagnostics: stable codes, a primary span with a label, a help hint and notes.
-//! Rendered through miette (file:line:col, the source line, a caret) or as JSON.
+//! Rendered once, rustc-style, through codespan-reporting (code and message, file:line:col,
+//! the source line with the span underlined), or as JSON.
 //!
 //! Codes (stable; documented in the README):
 //! E001 syntax, E002 unknown section, E003 unknown name, E004 type mismatch, E005 value out of
@@ -59,60 +60,37 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
         .map(|(_, c)| format!("did you mean `{c}`?"))
 }
 
-struct Report<'a> {
-    d: &'a Diagnostic,
-    src: miette::NamedSource<String>,
-}
-
-impl std::fmt::Debug for Report<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.d.message)
-    }
-}
-impl std::fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.d.message)
-    }
-}
-impl std::error::Error for Report<'_> {}
-
-impl miette::Diagnostic for Report<'_> {
-    fn code<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        Some(Box::new(self.d.code))
-    }
-    fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.d.severity {
-            Severity::Error => miette::Severity::Error,
-            Severity::Warning => miette::Severity::Warning,
-        })
-    }
-    fn help<'b>(&'b self) -> Option<Box<dyn std::fmt::Display + 'b>> {
-        let mut parts: Vec<String> = self.d.notes.iter().map(|n| format!("note: {n}")).collect();
-        if let Some(h) = &self.d.help {
-            parts.push(h.clone());
-        }
-        (!parts.is_empty()).then(|| Box::new(parts.join("\n")) as Box<dyn std::fmt::Display>)
-    }
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.src)
-    }
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        let s = self.d.span;
-        let label = (!self.d.label.is_empty()).then(|| self.d.label.clone());
-        Some(Box::new(std::iter::once(miette::LabeledSpan::new(label, s.start, s.end.saturating_sub(s.start).max(1)))))
-    }
-}
-
-/// Human rendering: `file:line:col`, the source line, a caret and the help, without colour
-/// (stable for snapshots) unless `color`.
+/// Human rendering, once, the way rustc prints: `error[E003]: message` on the first line,
+/// then `file:line:col`, the source excerpt with the label under the span, notes and help.
+/// Colour (ANSI) only when `color` (stderr is a terminal); snapshots use none.
 pub fn render(d: &Diagnostic, file: &str, src: &str, color: bool) -> String {
-    let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
-    let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(110).with_links(false);
-    let report = Report { d, src: miette::NamedSource::new(file, src.to_string()) };
+    use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
+    use codespan_reporting::files::SimpleFile;
+    use codespan_reporting::term;
+
+    let files = SimpleFile::new(file, src);
+    let end = d.span.end.max(d.span.start + 1).min(src.len().max(d.span.start));
+    let start = d.span.start.min(end);
+    let report = match d.severity {
+        Severity::Error => Report::error(),
+        Severity::Warning => Report::warning(),
+    }
+    .with_code(d.code)
+    .with_message(&d.message)
+    .with_labels(vec![Label::primary((), start..end).with_message(&d.label)])
+    .with_notes(d.notes.iter().map(|n| format!("note: {n}")).chain(d.help.iter().map(|h| format!("help: {h}"))).collect());
+    let config = term::Config::default();
     let mut out = String::new();
-    let head = format!("{}: {}:{}:{}: {}\n", match d.severity { Severity::Error => "error", Severity::Warning => "warning" }, file, d.span.line, d.span.col, d.message);
-    out.push_str(&head);
-    let _ = handler.render_report(&mut out, &report);
+    if color {
+        let mut buf = term::termcolor::Buffer::ansi();
+        if term::emit_to_write_style(&mut buf, &config, &files, &report).is_ok() {
+            return String::from_utf8_lossy(buf.as_slice()).into_owned();
+        }
+    }
+    if term::emit_to_string(&mut out, &config, &files, &report).is_err() {
+        // A span outside the file (never produced by the parser): the head line alone.
+        out = format!("{}[{}]: {}: {}:{}:{}\n", if d.is_error() { "error" } else { "warning" }, d.code, d.message, file, d.span.line, d.span.col);
+    }
     out
 }
 

@@ -15,5 +15,8 @@ pub mod check;
 pub mod generation_config;
 pub mod cli;
 pub mod compile;
+pub mod engine;
+pub mod picture;
+pub mod snapshot;
 pub mod eval;
 pub mod train;

@@ -245,3 +245,97 @@ fn a_policy_that_cannot_progress_is_an_error_not_a_hang() {
     assert!(stderr(&o).contains("step 1 committed nothing"), "{}", stderr(&o));
     let _ = std::fs::remove_file(&f);
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("d2c-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn snapshot_check_fails_with_a_diff_after_a_parameter_change_and_passes_after_accept() {
+    let dir = scratch("snap");
+    let pol = dir.join("mine.pol");
+    std::fs::copy("policies/d2cache.pol", &pol).unwrap();
+    std::fs::write(dir.join("prompts.txt"), "# two prompts\n27 + 58 =\nsort 9 4 7 1 3 =\n").unwrap();
+    let d = dir.to_string_lossy().to_string();
+    let o = d2c(&["snapshot", "--check", &d]);
+    assert_eq!(o.status.code(), Some(1), "no snapshot yet is a difference: {}", String::from_utf8_lossy(&o.stdout));
+    let o = d2c(&["snapshot", "--check", &d, "--accept"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let snap = std::fs::read_to_string(dir.join("snapshots/mine.snap")).unwrap();
+    assert!(snap.starts_with("---\n") && snap.contains("step   1: commit") && snap.contains("answer: \"1 3 4 7 9\""), "{snap}");
+    assert_eq!(d2c(&["snapshot", "--check", &d]).status.code(), Some(0));
+    // A parameter change that moves the recomputed rows: exit 1 and a unified diff.
+    let text = std::fs::read_to_string(&pol).unwrap();
+    let changed = text.lines().map(|l| if l.trim_start().starts_with("param current_k") { l.replace("= 32", "= 2") } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+    assert_ne!(changed, text, "d2cache.pol declares current_k");
+    std::fs::write(&pol, changed).unwrap();
+    let o = d2c(&["snapshot", "--check", &d]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("differs from") && out.lines().any(|l| l.starts_with("-step")) && out.lines().any(|l| l.starts_with("+step")), "{out}");
+    assert_eq!(d2c(&["snapshot", "--check", &d, "--accept"]).status.code(), Some(0));
+    assert_eq!(d2c(&["snapshot", "--check", &d]).status.code(), Some(0));
+}
+
+#[test]
+fn snapshot_of_one_policy_prints_steps_and_rejects_unknown_settings() {
+    let o = d2c(&["snapshot", "policies/fast-dllm-dual.pol", "--prompt", "27 + 58 =", "--set", "block_length=4"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.starts_with("policy: fast-dllm-dual.pol") && out.contains("answer: \"085\""), "{out}");
+    let o = d2c(&["snapshot", "policies/vanilla.pol", "--set", "curent_k=3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("curent_k"), "{}", stderr(&o));
+    let o = d2c(&["snapshot", "--check", "/nonexistent-d2c-dir"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn run_svg_and_trace_show_draw_the_refresh_map() {
+    let dir = scratch("svg");
+    let (svg, trace, svg2, html) = (dir.join("a.svg"), dir.join("a.json"), dir.join("b.svg"), dir.join("b.html"));
+    let o = d2c(&["run", "--policy", "policies/d2cache.pol", "--prompt", "sort 9 4 7 1 3 =", "-q", "--svg", svg.to_str().unwrap(), "--trace", trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let a = std::fs::read_to_string(&svg).unwrap();
+    assert!(a.starts_with("<svg") && a.trim_end().ends_with("</svg>") && a.contains("d2cache — prompt 7, gen 12"), "{a}");
+    // One committed cell per generated position, each with its token.
+    assert_eq!(a.matches("position ").count(), 12, "{a}");
+    let o = d2c(&["trace", "show", trace.to_str().unwrap(), "--svg", svg2.to_str().unwrap(), "--html", html.to_str().unwrap(), "--model", "models/tiny-tasks"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&svg2).unwrap(), a, "the same picture from the trace file");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
+    // An oracle trace (no version field) draws too, with a per-layer strip for dLLM-Cache.
+    let o = d2c(&["trace", "show", "tests/fixtures/traces/dllm_g32_b8_kp8_kr3_rou0.25.json", "--svg", svg2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&svg2).unwrap().contains("per layer"));
+    // Wrong shape or version: one line naming the file and the field.
+    let bad = dir.join("bad.json");
+    for (body, field) in [(r#"{"version": 7, "steps": []}"#, "field `version`"), (r#"{"prompt_ids": [[1]], "final_generated_ids": [[2]], "steps": 3}"#, "field `steps`"), ("[1,2]", "not a d2c trace"), ("{", "not JSON")] {
+        std::fs::write(&bad, body).unwrap();
+        let o = d2c(&["trace", "show", bad.to_str().unwrap(), "--svg", svg2.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(e.contains("bad.json") && e.contains(field) && e.lines().count() == 1, "{e}");
+    }
+}
+
+#[test]
+fn visual_falls_back_to_plain_output_off_a_terminal() {
+    let o = d2c(&["run", "--prompt", "27 + 58 =", "--visual"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "085", "no escape codes when stdout is a pipe");
+}
+
+#[test]
+fn a_policy_diagnostic_is_printed_once() {
+    let o = d2c(&["check", "tests/invalid/e003_unknown_param.pol"]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    let first = e.lines().next().unwrap_or("");
+    assert!(first.starts_with("error[E") && first.contains("]: "), "code and message on the first line: {e}");
+    assert_eq!(e.matches(first.split("]: ").nth(1).unwrap_or("?")).count(), 1, "the message once: {e}");
+    assert!(e.contains("e003_unknown_param.pol:"), "{e}");
+}

@@ -9,15 +9,18 @@ mod eval;
 mod make_model;
 mod quantize;
 mod run;
+mod snapshot;
+mod trace;
+mod visual;
 mod tasks;
 mod train;
 
 use crate::compile::{compile as compile_policy, Compiled, Source};
 use crate::diag::{render, to_json, Diagnostic};
-use crate::generation_config::{GenerationConfig, Suggested};
+use crate::generation_config::Suggested;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::Transformer;
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 
@@ -27,14 +30,6 @@ pub const EXIT_ERROR: i32 = 2;
 
 /// The default policy and model, compiled into the binary so `d2c run` works anywhere.
 pub const DEFAULT_POLICY: (&str, &str) = ("policies/vanilla.pol", include_str!("../../policies/vanilla.pol"));
-/// The trained tiny model (`d2c train`, see README), so a first run needs no download.
-const EMBEDDED_MODEL: [(&str, &[u8]); 4] = [
-    ("config.json", include_bytes!("../../models/tiny-tasks/config.json")),
-    ("generation_config.json", include_bytes!("../../models/tiny-tasks/generation_config.json")),
-    ("model.safetensors", include_bytes!("../../models/tiny-tasks/model.safetensors")),
-    ("tokenizer.json", include_bytes!("../../models/tiny-tasks/tokenizer.json")),
-];
-
 #[derive(Parser)]
 #[command(name = "d2c", version, about = "Declarative cache and decoding policies for diffusion language models")]
 pub struct Cli {
@@ -62,6 +57,10 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// Write examples of the synthetic task language as JSON lines.
     Tasks(tasks::TasksArgs),
+    /// A policy's behaviour as stable text, or check a folder of policies against snapshots.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Pictures of `--trace` files.
+    Trace(trace::TraceArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]
@@ -122,90 +121,33 @@ pub fn main() -> i32 {
         Cmd::Train(a) => train::run(a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Tasks(a) => tasks::run(a),
+        Cmd::Snapshot(a) => snapshot::run(a),
+        Cmd::Trace(a) => trace::run(a),
     }
 }
 
-pub fn device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::new_cuda(0) {
-        return d;
-    }
-    Device::Cpu
-}
+pub use crate::engine::{device, folder_of, is_gguf};
 
-/// The model folder: `--model DIR`, or the embedded tiny model written to a temp folder.
+/// The model path: `--model DIR`, or the embedded tiny model written to a temp folder.
 pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(p) = arg {
-        return Ok(p.to_path_buf());
-    }
-    // Keyed by a hash of the contents, so a rebuilt binary never reuses another model's files.
-    let hash = EMBEDDED_MODEL.iter().flat_map(|(_, b)| b.iter()).fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3));
-    let dir = std::env::temp_dir().join(format!("d2c-embedded-{hash:016x}"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for (name, bytes) in EMBEDDED_MODEL {
-        let p = dir.join(name);
-        if std::fs::metadata(&p).map(|m| m.len() as usize != bytes.len()).unwrap_or(true) {
-            std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
-        }
-    }
-    Ok(dir)
+    crate::engine::model_dir(arg).map_err(|e| e.to_string())
 }
 
-/// Load a LLaDA or Dream folder (the family comes from its config.json) or a `.gguf` file,
-/// and its tokenizer (for a GGUF file: a tokenizer beside it, else the one embedded in it).
+/// Load a model folder or `.gguf` file and its tokenizer ([`crate::engine::load_model`]).
 pub fn load_model(dir: &Path, dtype: Dtype) -> Result<(Transformer, Option<TextTokenizer>), String> {
-    if is_gguf(dir) {
-        let (model, content) = crate::model::gguf::load(dir, dtype.weight_type(), &device()).map_err(|e| e.to_string())?;
-        let tok = match TextTokenizer::from_dir(&folder_of(dir)).map_err(|e| e.to_string())? {
-            Some(t) => Some(t),
-            None => TextTokenizer::from_gguf(&content.metadata).map_err(|e| e.to_string())?,
-        };
-        return Ok((model, tok));
-    }
-    let model = crate::model::load_as(dir, dtype.weight_type(), &device()).map_err(|e| e.to_string())?;
-    let tok = TextTokenizer::from_dir(dir).map_err(|e| e.to_string())?;
-    Ok((model, tok))
-}
-
-pub fn is_gguf(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "gguf")
-}
-
-/// The folder holding a model's side files (generation_config.json, tokenizer_config.json):
-/// the model folder itself, or the folder a `.gguf` file sits in.
-pub fn folder_of(model: &Path) -> PathBuf {
-    if is_gguf(model) {
-        model.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new(".")).to_path_buf()
-    } else {
-        model.to_path_buf()
-    }
+    crate::engine::load_model(dir, dtype.weight_type()).map_err(|e| e.to_string())
 }
 
 pub fn default_policy() -> Source {
     Source { path: DEFAULT_POLICY.0.into(), text: DEFAULT_POLICY.1.into() }
 }
 
-/// Decode settings a model folder suggests in `generation_config.json`, as `name=value`
-/// for the parameters `src` declares; they come before the user's `sets`, which win. A
-/// malformed file is an error. Returns the settings, what was applied from where, and notes
-/// on what could not apply.
+/// The model's `generation_config.json` settings for `src` ([`crate::engine::model_defaults`]).
 pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<(Vec<String>, Vec<Suggested>, Vec<String>), String> {
-    let gc = GenerationConfig::from_dir(&folder_of(dir)).map_err(|e| e.to_string())?;
-    let declared = declared_params(src);
-    let user = |name: &str| user_sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
-    // `steps` turns into tokens_per_step against the gen_length the decode will use.
-    let gen = user("gen_length").and_then(|g| g.parse().ok()).or(gc.max_new_tokens).or_else(|| {
-        compile_policy(src, &[], &mut |_, _| {}).ok().and_then(|c| c.plan.schedule.gen_length.as_usize())
-    });
-    let (suggested, notes) = gc.suggestions(&declared, gen);
-    let applied: Vec<Suggested> = suggested.into_iter().filter(|s| user(&s.param).is_none()).collect();
-    Ok((applied.iter().map(|s| format!("{}={}", s.param, s.value)).collect(), applied, notes))
+    crate::engine::model_defaults(dir, src, user_sets).map_err(|e| e.to_string())
 }
 
-/// The parameters a policy declares (none if it does not parse; compiling reports why).
-fn declared_params(src: &Source) -> Vec<String> {
-    crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default()
-}
+use crate::engine::declared_params;
 
 /// A `FILE[:name=value,...]` policy spec of bench and eval: the policy, and its settings:
 /// `shared` (kept only where the policy declares the parameter, since one list serves every

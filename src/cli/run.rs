@@ -64,6 +64,12 @@ pub struct RunArgs {
     /// Print the answer as it grows: the text before the first still-masked position.
     #[arg(long)]
     stream: bool,
+    /// Draw the refresh map (one row per step, one column per position) as SVG here.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Show the canvas filling in live (a terminal only; plain output otherwise).
+    #[arg(long, conflicts_with = "stream")]
+    visual: bool,
     /// Write a step-by-step trace (JSON) to this file.
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -182,7 +188,8 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     let gc = GenerationConfig::from_dir(&side).map_err(|e| e.to_string())?;
     let stops = stop_ids(&gc, info.eos_id, tok.as_deref());
 
-    let bar = (!a.quiet && !a.json && gen >= 64).then(|| {
+    let mut visual = if a.visual && !a.json && prompts.len() == 1 { super::visual::Visual::new(tok.clone()) } else { None };
+    let bar = (!a.quiet && !a.json && gen >= 64 && visual.is_none()).then(|| {
         let pb = indicatif::ProgressBar::new((gen * prompts.len()) as u64);
         pb.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tokens {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
         pb
@@ -190,8 +197,11 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     let printed = Rc::new(RefCell::new(String::new()));
     let mut streamer = (a.stream && !a.json).then(|| Streamer { tok: tok.clone(), stops: stops.clone(), printed: printed.clone() });
     let pb2 = bar.clone();
-    let on_step: Option<Box<dyn FnMut(&Progress)>> = (bar.is_some() || streamer.is_some()).then(|| {
+    let on_step: Option<Box<dyn FnMut(&Progress)>> = (bar.is_some() || streamer.is_some() || visual.is_some()).then(|| {
         Box::new(move |p: &Progress| {
+            if let Some(v) = visual.as_mut() {
+                v.draw(p);
+            }
             if let Some(pb) = &pb2 {
                 pb.set_position(p.committed as u64);
                 pb.set_message(format!("step {}", p.steps));
@@ -205,9 +215,18 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
-    if let Some(path) = &a.trace {
-        let json = trace::to_json(&out, &compiled.plan.policy);
-        std::fs::write(path, serde_json::to_string(&json).unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
+    if a.trace.is_some() || a.svg.is_some() {
+        let json = trace::to_json(&out, &compiled.plan.policy, compiled.plan.schedule.block_length.as_usize());
+        if let Some(path) = &a.trace {
+            std::fs::write(path, serde_json::to_string(&json).unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        if let Some(path) = &a.svg {
+            let mut view = crate::picture::TraceView::from_json(&json, "run", 0)?;
+            if let Some(t) = tok.as_deref() {
+                view.label_with(|id| t.piece(id));
+            }
+            super::trace::write(Some(path), || crate::picture::svg(&view, 0))?;
+        }
     }
     let answers: Vec<&[u32]> = out.generated.iter().map(|g| &g[..answer_len(g, &stops)]).collect();
     let texts: Vec<Option<String>> = answers.iter().map(|g| tok.as_ref().and_then(|t| t.decode(g).ok())).collect();

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod dream;
+pub mod gemm;
 pub mod gguf;
 pub mod kv;
 pub mod linear;

@@ -65,6 +65,12 @@ impl TextTokenizer {
         self.inner.decode(ids, true).map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
+    /// One token's text with special tokens spelled out (`<|eot_id|>`, `[EOS]`), for
+    /// pictures and snapshots.
+    pub fn piece(&self, id: u32) -> String {
+        self.inner.decode(&[id], false).ok().filter(|s| !s.is_empty()).or_else(|| self.inner.id_to_token(id)).unwrap_or_else(|| format!("[{id}]"))
+    }
+
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }

@@ -139,6 +139,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             canvas_size: self.cfg.gen * self.canvas.len(),
             canvas: &self.canvas,
             mask_id: self.info.mask_id,
+            prompt_len: self.prompts.first().map_or(0, |x| x.len()),
             recomputed,
         }
     }

@@ -28,6 +28,8 @@ pub struct Progress<'a> {
     /// Per sequence, the canvas as it stands (masked positions hold `mask_id`).
     pub canvas: &'a [Vec<u32>],
     pub mask_id: u32,
+    /// Prompt length: canvas position j is absolute position `prompt_len + j`.
+    pub prompt_len: usize,
     /// The positions recomputed by this step's forward (None: all).
     pub recomputed: Option<&'a [Vec<usize>]>,
 }

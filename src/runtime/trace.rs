@@ -14,7 +14,8 @@ fn score_json(x: f64) -> Value {
     }
 }
 
-pub fn to_json(out: &RunOutput, policy: &str) -> Value {
+/// The trace of `out`; `block_length` lets pictures mark the blocks.
+pub fn to_json(out: &RunOutput, policy: &str, block_length: Option<usize>) -> Value {
     let steps: Vec<Value> = out
         .steps
         .iter()
@@ -43,6 +44,9 @@ pub fn to_json(out: &RunOutput, policy: &str) -> Value {
         .collect();
     let s = &out.stats;
     json!({
+        "format": "d2c-trace",
+        "version": crate::picture::TRACE_VERSION,
+        "block_length": block_length,
         "policy": policy,
         "prompt_ids": out.prompts,
         "final_generated_ids": out.generated,

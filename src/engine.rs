@@ -1,0 +1,186 @@
+//! What every front door (`run`, `bench`, `eval`, `snapshot`) shares, in the library so none
+//! of them is a second executor: finding the model (a folder, a `.gguf` file, or the tiny model
+//! compiled into the binary), loading it with its tokenizer, chat template and stop tokens,
+//! and turning a policy file plus `name=value` settings into a checked plan that takes the
+//! model's `generation_config.json` suggestions first.
+
+use crate::chat::{prompt_ids, ChatTemplate, Message};
+use crate::compile::{compile, Compiled, Failed, Source};
+use crate::error::{Error, Result};
+use crate::generation_config::{stop_ids, GenerationConfig, Suggested};
+use crate::model::linear::WeightType;
+use crate::model::tokenizer::TextTokenizer;
+use crate::model::{DiffusionModel, Transformer};
+use crate::runtime::exec::{generate, RunOptions, RunOutput};
+use candle_core::Device;
+use std::path::{Path, PathBuf};
+
+/// The trained tiny model (`d2c train`, see README), so a first run needs no download.
+const EMBEDDED_MODEL: [(&str, &[u8]); 4] = [
+    ("config.json", include_bytes!("../models/tiny-tasks/config.json")),
+    ("generation_config.json", include_bytes!("../models/tiny-tasks/generation_config.json")),
+    ("model.safetensors", include_bytes!("../models/tiny-tasks/model.safetensors")),
+    ("tokenizer.json", include_bytes!("../models/tiny-tasks/tokenizer.json")),
+];
+
+/// The device models load on: the first GPU when built with `cuda` and one is present.
+pub fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    if let Ok(d) = Device::new_cuda(0) {
+        return d;
+    }
+    Device::Cpu
+}
+
+/// The model path: `arg`, or the embedded tiny model written to a temp folder.
+pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = arg {
+        return Ok(p.to_path_buf());
+    }
+    // Keyed by a hash of the contents, so a rebuilt binary never reuses another model's files.
+    let hash = EMBEDDED_MODEL.iter().flat_map(|(_, b)| b.iter()).fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100_0000_01b3));
+    let dir = std::env::temp_dir().join(format!("d2c-embedded-{hash:016x}"));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    for (name, bytes) in EMBEDDED_MODEL {
+        let p = dir.join(name);
+        if std::fs::metadata(&p).map(|m| m.len() as usize != bytes.len()).unwrap_or(true) {
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    Ok(dir)
+}
+
+pub fn is_gguf(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gguf")
+}
+
+/// The folder holding a model's side files (generation_config.json, tokenizer_config.json):
+/// the model folder itself, or the folder a `.gguf` file sits in.
+pub fn folder_of(model: &Path) -> PathBuf {
+    if is_gguf(model) {
+        model.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p }).unwrap_or(Path::new(".")).to_path_buf()
+    } else {
+        model.to_path_buf()
+    }
+}
+
+/// Load a LLaDA or Dream folder (the family comes from its config.json) or a `.gguf` file,
+/// and its tokenizer (for a GGUF file: a tokenizer beside it, else the one embedded in it).
+pub fn load_model(dir: &Path, ty: WeightType) -> Result<(Transformer, Option<TextTokenizer>)> {
+    if is_gguf(dir) {
+        let (model, content) = crate::model::gguf::load(dir, ty, &device())?;
+        let tok = match TextTokenizer::from_dir(&folder_of(dir))? {
+            Some(t) => Some(t),
+            None => TextTokenizer::from_gguf(&content.metadata)?,
+        };
+        return Ok((model, tok));
+    }
+    let model = crate::model::load_as(dir, ty, &device())?;
+    let tok = TextTokenizer::from_dir(dir)?;
+    Ok((model, tok))
+}
+
+/// The parameters a policy declares (none if it does not parse; compiling reports why).
+pub fn declared_params(src: &Source) -> Vec<String> {
+    crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default()
+}
+
+/// Decode settings a model folder suggests in `generation_config.json`, as `name=value`
+/// for the parameters `src` declares; they come before the user's `sets`, which win. A
+/// malformed file is an error. Returns the settings, what was applied from where, and notes
+/// on what could not apply.
+pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<(Vec<String>, Vec<Suggested>, Vec<String>)> {
+    let gc = GenerationConfig::from_dir(&folder_of(dir))?;
+    let declared = declared_params(src);
+    let user = |name: &str| user_sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
+    // `steps` turns into tokens_per_step against the gen_length the decode will use.
+    let gen = user("gen_length").and_then(|g| g.parse().ok()).or(gc.max_new_tokens).or_else(|| compile(src, &[], &mut |_, _| {}).ok().and_then(|c| c.plan.schedule.gen_length.as_usize()));
+    let (suggested, notes) = gc.suggestions(&declared, gen);
+    let applied: Vec<Suggested> = suggested.into_iter().filter(|s| user(&s.param).is_none()).collect();
+    Ok((applied.iter().map(|s| format!("{}={}", s.param, s.value)).collect(), applied, notes))
+}
+
+/// A loaded model with everything a decode needs beside the policy.
+pub struct Engine {
+    pub path: PathBuf,
+    pub model: Transformer,
+    pub tokenizer: Option<TextTokenizer>,
+    pub template: Option<ChatTemplate>,
+    /// Where the printed answer ends: generation_config's EOS ids, the model's EOS and the
+    /// end-of-turn tokens the tokenizer knows.
+    pub stops: Vec<u32>,
+}
+
+/// A policy compiled against an engine's model, with the model's settings recorded.
+pub struct Prepared {
+    pub compiled: Compiled,
+    pub applied: Vec<Suggested>,
+    pub notes: Vec<String>,
+}
+
+impl Engine {
+    /// `model` (None: the embedded tiny model) with weights held as `ty`.
+    pub fn load(model: Option<&Path>, ty: WeightType) -> Result<Engine> {
+        let path = model_dir(model)?;
+        let (model, tokenizer) = load_model(&path, ty)?;
+        let side = folder_of(&path);
+        let template = ChatTemplate::from_dir(&side, None)?;
+        let gc = GenerationConfig::from_dir(&side)?;
+        let stops = stop_ids(&gc, model.info().eos_id, tokenizer.as_ref());
+        Ok(Engine { path, model, tokenizer, template, stops })
+    }
+
+    /// `src` with the model's suggested settings, then `user_sets`; the diagnostics when the
+    /// policy is invalid.
+    pub fn prepare(&self, src: &Source, user_sets: &[String]) -> Result<std::result::Result<Prepared, Failed>> {
+        let (mut sets, applied, notes) = model_defaults(&self.path, src, user_sets)?;
+        sets.extend(user_sets.iter().cloned());
+        Ok(compile(src, &sets, &mut |_, _| {}).map(|compiled| Prepared { compiled, applied, notes }))
+    }
+
+    /// A user message as prompt ids: through the chat template when the model has one, else
+    /// the text itself.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let tok = self.tokenizer.as_ref().ok_or_else(|| Error::input(format!("{}: no tokenizer; give prompt ids instead", self.path.display())))?;
+        let ids = prompt_ids(tok, self.template.as_ref(), &[Message::new("user", text)], false)?;
+        if ids.is_empty() {
+            return Err(Error::input("the prompt encodes to no tokens"));
+        }
+        Ok(ids)
+    }
+
+    /// Check `prompts` against the vocabulary and the model's length for `plan`.
+    pub fn check_prompts(&self, prompts: &[Vec<u32>], gen_length: usize) -> Result<()> {
+        let info = self.model.info();
+        for p in prompts {
+            if p.is_empty() {
+                return Err(Error::input("empty prompt"));
+            }
+            if let Some(bad) = p.iter().find(|&&x| x as usize >= info.logits_width) {
+                return Err(Error::input(format!("token id {bad} is outside the vocabulary (0..{})", info.logits_width)));
+            }
+            if p.len() + gen_length > info.max_seq_len {
+                return Err(Error::input(format!("the prompt is {} tokens; with gen_length {gen_length} that is {} > the model's maximum sequence length {}", p.len(), p.len() + gen_length, info.max_seq_len)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decode `prompts` with a prepared policy.
+    pub fn generate(&self, prepared: &Prepared, prompts: &[Vec<u32>], mut opts: RunOptions) -> Result<RunOutput> {
+        let plan = &prepared.compiled.plan;
+        self.check_prompts(prompts, plan.schedule.gen_length.as_usize().unwrap_or(0))?;
+        if opts.stop_ids.is_empty() {
+            opts.stop_ids = self.stops.clone();
+        }
+        generate(&self.model, plan, prompts, opts)
+    }
+
+    /// Token text for pictures and snapshots (the id in brackets without a tokenizer).
+    pub fn token_text(&self, id: u32) -> String {
+        match &self.tokenizer {
+            Some(t) => t.piece(id),
+            None => format!("[{id}]"),
+        }
+    }
+}

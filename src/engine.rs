@@ -104,7 +104,7 @@ pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<
 pub struct Engine {
     pub path: PathBuf,
     pub model: Transformer,
-    pub tokenizer: Option<TextTokenizer>,
+    pub tokenizer: Option<std::sync::Arc<TextTokenizer>>,
     pub template: Option<ChatTemplate>,
     /// Where the printed answer ends: generation_config's EOS ids, the model's EOS and the
     /// end-of-turn tokens the tokenizer knows.
@@ -127,7 +127,7 @@ impl Engine {
         let template = ChatTemplate::from_dir(&side, None)?;
         let gc = GenerationConfig::from_dir(&side)?;
         let stops = stop_ids(&gc, model.info().eos_id, tokenizer.as_ref());
-        Ok(Engine { path, model, tokenizer, template, stops })
+        Ok(Engine { path, model, tokenizer: tokenizer.map(std::sync::Arc::new), template, stops })
     }
 
     /// `src` with the model's suggested settings, then `user_sets`; the diagnostics when the
@@ -142,7 +142,7 @@ impl Engine {
     /// the text itself.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let tok = self.tokenizer.as_ref().ok_or_else(|| Error::input(format!("{}: no tokenizer; give prompt ids instead", self.path.display())))?;
-        let ids = prompt_ids(tok, self.template.as_ref(), &[Message::new("user", text)], false)?;
+        let ids = prompt_ids(tok.as_ref(), self.template.as_ref(), &[Message::new("user", text)], false)?;
         if ids.is_empty() {
             return Err(Error::input("the prompt encodes to no tokens"));
         }

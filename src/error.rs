@@ -26,6 +26,8 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Other(String),
+    #[error("decode cancelled")]
+    Cancelled,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

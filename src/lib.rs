@@ -17,6 +17,7 @@ pub mod cli;
 pub mod compile;
 pub mod engine;
 pub mod picture;
+pub mod serve;
 pub mod snapshot;
 pub mod eval;
 pub mod train;

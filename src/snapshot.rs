@@ -115,7 +115,7 @@ pub fn decode(engine: &Engine, policy: &Source, prompt: Prompt, sets: &[String])
         Prompt::Text(t) => engine.encode(t)?,
         Prompt::Ids(ids) => ids,
     };
-    let out = engine.generate(&prepared, &[ids], RunOptions { record_details: false, on_step: None, stop_ids: vec![] })?;
+    let out = engine.generate(&prepared, &[ids], RunOptions { record_details: false, on_step: None, stop_ids: vec![], cancel: None })?;
     let name = std::path::Path::new(&policy.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| policy.path.clone());
     Ok(render(&out, &name, engine))
 }

@@ -225,12 +225,13 @@ impl<'a> Ck<'a> {
     }
 
     fn quirks(&mut self, s: Option<&'a Section>, has_cache: bool) -> Quirks {
-        const KEYS: &[&str] = &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked", "first_predecessor_after_rollout"];
+        const KEYS: &[&str] = &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked", "first_predecessor_after_rollout", "batch_global_scores"];
         let mut q = Quirks {
             frozen_confidence_cache: Val::Bool(false),
             stale_rows_are_candidates: Val::Bool(false),
             window_rounds_to_masked: Val::Bool(false),
             first_predecessor_after_rollout: Val::Bool(false),
+            batch_global_scores: Val::Bool(false),
         };
         let Some(s) = s else { return q };
         let a = self.assigns(s, KEYS);
@@ -243,6 +244,7 @@ impl<'a> Ck<'a> {
                 "frozen_confidence_cache" => q.frozen_confidence_cache = v,
                 "stale_rows_are_candidates" => q.stale_rows_are_candidates = v,
                 "window_rounds_to_masked" => q.window_rounds_to_masked = v,
+                "batch_global_scores" => q.batch_global_scores = v,
                 _ => q.first_predecessor_after_rollout = v,
             }
         }

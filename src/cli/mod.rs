@@ -9,6 +9,7 @@ mod eval;
 mod make_model;
 mod quantize;
 mod run;
+mod serve;
 mod snapshot;
 mod trace;
 mod visual;
@@ -61,6 +62,8 @@ enum Cmd {
     Snapshot(snapshot::SnapshotArgs),
     /// Pictures of `--trace` files.
     Trace(trace::TraceArgs),
+    /// An OpenAI-compatible HTTP server with a cache policy per request.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, Default)]
@@ -123,6 +126,7 @@ pub fn main() -> i32 {
         Cmd::Tasks(a) => tasks::run(a),
         Cmd::Snapshot(a) => snapshot::run(a),
         Cmd::Trace(a) => trace::run(a),
+        Cmd::Serve(a) => serve::run(a),
     }
 }
 

@@ -211,7 +211,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             }
         }) as Box<dyn FnMut(&Progress)>
     });
-    let out = generate(&model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone() }).map_err(|e| e.to_string())?;
+    let out = generate(&model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None }).map_err(|e| e.to_string())?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }

@@ -60,7 +60,7 @@ impl Visual {
                 cur.push(' ');
                 cur_w += 1;
             }
-            let new = !masked && self.prev.get(i).is_some_and(|&x| x == p.mask_id);
+            let new = !masked && self.prev.get(i).is_none_or(|&x| x == p.mask_id);
             let style = match (new, fresh.as_ref().is_none_or(|f| f.contains(&i)), masked) {
                 (true, _, _) => "\x1b[1;32m",
                 (_, true, _) => "\x1b[7m",

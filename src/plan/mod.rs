@@ -211,6 +211,12 @@ pub struct Quirks {
     /// §8.3 (shifted-logit models): the row deciding canvas position 0 (the last prompt row)
     /// is assigned after the rollout rule, so it can also remove a rollout pick.
     pub first_predecessor_after_rollout: Val,
+    /// §6.8 / top_up: in a batch, the in-block bias is the maximum over every sequence and
+    /// every sequence pushes the same number of rows (the best unselected ones fill up the
+    /// shorter sets). Off, a sequence's rows and tokens do not depend on its batch: the
+    /// in-block bias is its own maximum and shorter row sets are padded with repeats of
+    /// their last row, which rewrite the same K/V. No effect on a single sequence.
+    pub batch_global_scores: Val,
 }
 
 /// dLLM-Cache's per-layer refresh schedule (the `layers` section). Every row flows through
@@ -259,5 +265,12 @@ impl Plan {
     /// True when some steps recompute only selected rows.
     pub fn has_cache(&self) -> bool {
         !self.refresh.rows.is_empty()
+    }
+
+    /// True when every sequence of a batch commits the same number of tokens at every step
+    /// and none stops early, so a batch's sequences step through their blocks together (the
+    /// condition for `d2c serve` to decode requests together).
+    pub fn decodes_in_lockstep(&self) -> bool {
+        matches!(self.commit.rule, CommitRule::TopN { .. }) && !self.schedule.stop_at_eos.as_bool().unwrap_or(true)
     }
 }

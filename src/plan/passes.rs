@@ -105,7 +105,7 @@ impl Pass for FoldConstants {
             };
         }
         let q = &mut plan.quirks;
-        for v in [&mut q.frozen_confidence_cache, &mut q.stale_rows_are_candidates, &mut q.window_rounds_to_masked, &mut q.first_predecessor_after_rollout] {
+        for v in [&mut q.frozen_confidence_cache, &mut q.stale_rows_are_candidates, &mut q.window_rounds_to_masked, &mut q.first_predecessor_after_rollout, &mut q.batch_global_scores] {
             c |= fold(v, values);
         }
         if let Some(l) = plan.layers.as_mut() {

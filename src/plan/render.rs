@@ -77,8 +77,8 @@ pub fn to_text(p: &Plan) -> String {
     }
     let q = &p.quirks;
     o += &format!(
-        "  quirks          frozen_confidence_cache={} stale_rows_are_candidates={} window_rounds_to_masked={} first_predecessor_after_rollout={}\n",
-        v(&q.frozen_confidence_cache), v(&q.stale_rows_are_candidates), v(&q.window_rounds_to_masked), v(&q.first_predecessor_after_rollout)
+        "  quirks          frozen_confidence_cache={} stale_rows_are_candidates={} window_rounds_to_masked={} first_predecessor_after_rollout={} batch_global_scores={}\n",
+        v(&q.frozen_confidence_cache), v(&q.stale_rows_are_candidates), v(&q.window_rounds_to_masked), v(&q.first_predecessor_after_rollout), v(&q.batch_global_scores)
     );
     if let Some(l) = &p.layers {
         o += &format!(

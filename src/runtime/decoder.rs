@@ -56,7 +56,10 @@ pub(super) struct StepRows {
     block_seen: Vec<Vec<bool>>,
     active: Vec<usize>,
     full: bool,
+    /// Per sequence, the rows its policy recomputes.
     positions: Vec<Vec<usize>>,
+    /// The same, padded to one count for the forward (repeats of the last row).
+    padded: Vec<Vec<usize>>,
     ids: Vec<Vec<u32>>,
     /// Indices into `positions`, padded to one count for the batch; `real` are the unpadded counts.
     logit_rows: Vec<Vec<usize>>,
@@ -161,14 +164,22 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && self.step % n == 0),
             });
         let mut sets: Vec<Vec<bool>> = active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
-        if !full && active.len() > 1 {
+        if !full && active.len() > 1 && self.plan.quirks.batch_global_scores.as_bool().unwrap_or(false) {
             // The reference pushes equal row counts for every sequence of a batch.
             let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.importance[s].clone()).collect();
             let dens: Vec<Vec<f64>> = active.iter().map(|&s| self.window_density[s].clone()).collect();
             top_up(&mut sets, &gi, &dens, self.logits_map.prompt_len);
         }
         let positions: Vec<Vec<usize>> = sets.iter().map(|q| (0..t).filter(|&i| q[i]).collect()).collect();
-        let ids = active.iter().zip(&positions).map(|(&s, pos)| pos.iter().map(|&i| self.token_at(s, i)).collect()).collect();
+        // The forward takes one row count per batch: shorter sets repeat their last row,
+        // which recomputes and rewrites the same K/V (see quirk `batch_global_scores`).
+        let n = positions.iter().map(|p| p.len()).max().unwrap_or(0);
+        let padded: Vec<Vec<usize>> = positions.iter().map(|p| {
+            let mut q = p.clone();
+            q.resize(n, p.last().copied().unwrap_or(self.logits_map.prompt_len.saturating_sub(1)));
+            q
+        }).collect();
+        let ids = active.iter().zip(&padded).map(|(&s, pos)| pos.iter().map(|&i| self.token_at(s, i)).collect()).collect();
         // Logits only where a rule reads them: rows deciding masked positions of the block,
         // and every masked position while the confidence cache or an out-of-block rule needs it.
         let mut logit_rows: Vec<Vec<usize>> = active
@@ -187,7 +198,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             let pad = r.last().copied().unwrap_or(0);
             r.resize(nl, pad);
         }
-        Some(StepRows { block, block_seen, active, full, positions, ids, logit_rows, real })
+        Some(StepRows { block, block_seen, active, full, positions, padded, ids, logit_rows, real })
     }
 
     fn token_at(&self, seq: usize, row: usize) -> u32 {
@@ -215,7 +226,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 Ok(Fresh { logits, attention: Vec::new(), layer_rows: out.refreshed })
             }
             _ => {
-                let req = ForwardRequest { ids: st.ids.clone(), positions: st.positions.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() };
+                let req = ForwardRequest { ids: st.ids.clone(), positions: st.padded.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() };
                 let out = self.model.forward(&req, &mut self.kv)?;
                 let attention = out.attention.iter().map(|a| a.to_vec3()).collect::<candle_core::Result<_>>()?;
                 Ok(Fresh { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })

@@ -18,6 +18,9 @@ pub struct RunOptions {
     pub on_step: Option<Box<dyn FnMut(&Progress)>>,
     /// Ids that end an answer (for `stop_at_eos`); empty = the model's EOS.
     pub stop_ids: Vec<u32>,
+    /// Checked before every step: when set, the decode stops with [`Error::Cancelled`]
+    /// (a server's client went away or its request timed out).
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Where a decode stands after a step, for progress bars and live output.
@@ -168,6 +171,9 @@ pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[V
     for block in dec.blocks() {
         let mut first_in_block = true;
         loop {
+            if opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err(Error::Cancelled);
+            }
             let t0 = Instant::now();
             let Some(step) = dec.rows(block, first_in_block) else { break };
             let t1 = Instant::now();

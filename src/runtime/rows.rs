@@ -60,8 +60,10 @@ pub struct StepView<'a> {
 }
 
 /// Window scores of every `masked top_k` rule, computed for all sequences first because the
-/// in-block bias uses the batch-global maximum (oracle §6.8).
+/// in-block bias may use the batch-global maximum (oracle §6.8, quirk `batch_global_scores`;
+/// otherwise each sequence's own).
 pub fn window_scores(plan: &Plan, views: &[StepView]) -> Vec<Vec<Vec<f64>>> {
+    let global = plan.quirks.batch_global_scores.as_bool().unwrap_or(false);
     let mut per_rule = Vec::new();
     for rule in &plan.refresh.rows {
         if let RowOp::MaskedTopK { score, prefer_block, .. } = &rule.op {
@@ -74,8 +76,10 @@ pub fn window_scores(plan: &Plan, views: &[StepView]) -> Vec<Vec<Vec<f64>>> {
                 })
                 .collect();
             if *prefer_block {
-                let max = all.iter().flatten().copied().filter(|x| !x.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+                let max_of = |sc: &[f64]| sc.iter().copied().filter(|x| !x.is_nan()).fold(f64::NEG_INFINITY, f64::max);
+                let batch_max = all.iter().map(|sc| max_of(sc)).fold(f64::NEG_INFINITY, f64::max);
                 for (v, sc) in views.iter().zip(all.iter_mut()) {
+                    let max = if global { batch_max } else { max_of(sc) };
                     for (i, s) in sc.iter_mut().enumerate() {
                         if v.block_seen[i] {
                             *s += max;

@@ -1,0 +1,99 @@
+//! `d2c serve`: the OpenAI-compatible server ([`crate::serve`]) on HOST:PORT.
+
+use super::{Dtype, EXIT_ERROR, EXIT_OK};
+use crate::serve::{serve, Config};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Model folder or .gguf file. Default: the embedded tiny model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Folder of policies a request may name (`"policy": "d2cache"` = d2cache.pol).
+    #[arg(long, default_value = "policies")]
+    policy_dir: PathBuf,
+    /// The policy of requests that name none.
+    #[arg(long, default_value = "d2cache")]
+    default_policy: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0: any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Requests that may wait for the decoder; more get 429 with Retry-After.
+    #[arg(long, default_value_t = 256)]
+    queue: usize,
+    /// Seconds a request may take, waiting included (then 504).
+    #[arg(long, default_value_t = 300.0)]
+    timeout_s: f64,
+    /// Largest request body accepted (bytes).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
+}
+
+pub fn run(a: ServeArgs) -> i32 {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    rt.block_on(async move {
+        let addr = format!("{}:{}", a.host, a.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr}: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+        let cfg = Config {
+            model: a.model,
+            weights: a.dtype.weight_type(),
+            policy_dir: a.policy_dir,
+            default_policy: a.default_policy,
+            queue: a.queue,
+            timeout: Duration::try_from_secs_f64(a.timeout_s).unwrap_or(Duration::MAX),
+            max_body_bytes: a.max_body_bytes,
+        };
+        eprintln!("d2c serve: listening on http://{local} (OpenAI base URL http://{local}/v1)");
+        match serve(cfg, listener, shutdown_signal()).await {
+            Ok(()) => {
+                eprintln!("d2c serve: stopped");
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                EXIT_ERROR
+            }
+        }
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("d2c serve: shutting down, finishing running requests");
+}

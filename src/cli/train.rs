@@ -7,12 +7,18 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Output model folder.
-    #[arg(long, default_value = "models/tiny-tasks")]
-    out: PathBuf,
-    /// Also write the held-out tasks (never trained on) to this file.
-    #[arg(long, default_value = "tasks/heldout.jsonl")]
-    heldout: PathBuf,
+    /// `tiny-tasks` (the embedded model) or `long-tasks` (long answers; models/long-tasks,
+    /// tasks/long-heldout.jsonl); the other flags override it.
+    #[arg(long, default_value = "tiny-tasks")]
+    preset: String,
+    /// Output model folder (default: the preset's).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the held-out tasks (never trained on) to this file (default: the preset's).
+    #[arg(long)]
+    heldout: Option<PathBuf>,
+    #[arg(long)]
+    gen_min: Option<usize>,
     #[arg(long)]
     steps: Option<usize>,
     #[arg(long)]
@@ -53,9 +59,15 @@ pub fn run(a: TrainArgs) -> i32 {
 }
 
 fn train_inner(a: TrainArgs) -> Result<(), String> {
-    let d = TrainOptions::default();
+    let (d, heldout) = match a.preset.as_str() {
+        "tiny-tasks" => (TrainOptions::default(), PathBuf::from("tasks/heldout.jsonl")),
+        "long-tasks" => (TrainOptions::long_tasks(), PathBuf::from("tasks/long-heldout.jsonl")),
+        other => return Err(format!("--preset {other}: not a preset (tiny-tasks, long-tasks)")),
+    };
+    let heldout = a.heldout.clone().unwrap_or(heldout);
     let mut o = TrainOptions {
-        out: a.out.clone(),
+        out: a.out.clone().unwrap_or(d.out.clone()),
+        gen_min: a.gen_min.unwrap_or(d.gen_min),
         steps: a.steps.unwrap_or(d.steps),
         batch: a.batch.unwrap_or(d.batch),
         lr: a.lr.unwrap_or(d.lr),
@@ -76,10 +88,10 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     }
     o.validate().map_err(|e| e.to_string())?;
     let held = tasks::heldout(o.heldout_seed, o.heldout_n, &o.kinds);
-    if let Some(parent) = a.heldout.parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = heldout.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
-    train::write_jsonl(&a.heldout, &held).map_err(|e| e.to_string())?;
+    train::write_jsonl(&heldout, &held).map_err(|e| e.to_string())?;
     eprintln!("training {} layers x d_model {} for {} steps of {} sequences -> {}", o.layers, o.d_model, o.steps, o.batch, o.out.display());
     let probe: Vec<tasks::Example> = held.iter().step_by((held.len() / 70).max(1)).cloned().collect();
     let out = o.out.clone();
@@ -95,7 +107,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     };
     train::train(&o, a.log_every, &mut on_progress).map_err(|e| e.to_string())?;
     let acc = probe_accuracy(&o.out, &probe).map_err(|e| e.to_string())?;
-    eprintln!("done: held-out exact match (no cache, {} tasks): {:.1}%; model in {}, held-out tasks in {}", probe.len(), 100.0 * acc, o.out.display(), a.heldout.display());
+    eprintln!("done: held-out exact match (no cache, {} tasks): {:.1}%; model in {}, held-out tasks in {}", probe.len(), 100.0 * acc, o.out.display(), heldout.display());
     Ok(())
 }
 

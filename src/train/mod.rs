@@ -71,10 +71,29 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
+    /// `d2c train --preset long-tasks`: the long-answer model (issue: caches where they
+    /// matter). Canvas 48-128 positions, answers of 20-40 tokens, a wider and deeper network.
+    pub fn long_tasks() -> Self {
+        TrainOptions {
+            out: PathBuf::from("models/long-tasks"),
+            steps: 8000,
+            d_model: 192,
+            layers: 6,
+            heads: 6,
+            mlp_hidden: 512,
+            gen_min: 48,
+            gen_max: 128,
+            heldout_seed: 11,
+            heldout_n: 250,
+            kinds: tasks::LONG_KINDS.iter().map(|s| s.to_string()).collect(),
+            ..TrainOptions::default()
+        }
+    }
+
     /// Every reason this run cannot start, before anything is written.
     pub fn validate(&self) -> Result<()> {
-        if let Some(k) = self.kinds.iter().find(|k| !tasks::KINDS.contains(&k.as_str())) {
-            return Err(Error::Input(format!("unknown task kind `{k}` (kinds: {})", tasks::KINDS.join(", "))));
+        if let Some(k) = self.kinds.iter().find(|k| !tasks::all_kinds().contains(&k.as_str())) {
+            return Err(Error::Input(format!("unknown task kind `{k}` (kinds: {})", tasks::all_kinds().join(", "))));
         }
         if self.steps == 0 || self.batch == 0 {
             return Err(Error::Input("steps and batch must be positive".into()));
@@ -94,7 +113,8 @@ pub fn config(o: &TrainOptions) -> LladaConfig {
     c.mlp_hidden_size = Some(o.mlp_hidden);
     c.vocab_size = vocab;
     c.embedding_size = Some(vocab);
-    c.max_sequence_length = 128;
+    // Room for the longest prompt (~45 tokens for 19-digit additions) and canvas.
+    c.max_sequence_length = if o.gen_max <= 64 { 128 } else { (o.gen_max + 64).next_power_of_two() };
     c.rope_theta = 10000.0;
     c.mask_token_id = vocab::id_of(vocab::MASK);
     c.eos_token_id = vocab::id_of(vocab::EOS);

@@ -20,6 +20,21 @@ pub struct Example {
 
 pub const KINDS: [&str; 7] = ["add", "sub", "chain", "sort", "reverse", "copy", "story"];
 
+/// The long-answer kinds (`d2c train --preset long-tasks`): answers of 20-40 tokens whose
+/// tokens depend on each other across the answer (carries through 20 digits, a sorted list,
+/// a reversed or copied 32-letter string, arithmetic where each line uses the last result).
+pub const LONG_KINDS: [&str; 5] = ["longadd", "longsort", "longreverse", "longcopy", "worked"];
+
+/// Every kind [`sample`] knows.
+pub fn all_kinds() -> Vec<&'static str> {
+    KINDS.iter().chain(LONG_KINDS.iter()).copied().collect()
+}
+
+/// Digits of `x` zero-padded to `width`, one token each (`0 0 4 2`).
+fn digits(x: u128, width: usize) -> String {
+    join(&format!("{x:0width$}").chars().collect::<Vec<_>>())
+}
+
 const NAMES: [&str; 8] = ["tom", "ann", "bob", "eve", "sam", "max", "liz", "joe"];
 const ITEMS: [&str; 6] = ["apples", "pens", "cards", "coins", "books", "eggs"];
 const GAIN: [&str; 3] = ["gets", "buys", "finds"];
@@ -82,12 +97,49 @@ pub fn sample(kind: &str, rng: &mut impl Rng) -> Example {
             let out: Vec<char> = if kind == "reverse" { xs.iter().rev().copied().collect() } else { xs.clone() };
             (format!("{kind} {} =", join(&xs)), join(&out))
         }
+        "longadd" => {
+            // 19-digit operands, a 20-digit sum: every answer digit depends on the carries of
+            // all lower digits.
+            let (a, b) = (rng.gen_range(0..10u128.pow(19)), rng.gen_range(0..10u128.pow(19)));
+            (format!("{} + {} =", digits(a, 19), digits(b, 19)), digits(a + b, 20))
+        }
+        "longsort" => {
+            let xs: Vec<u32> = (0..LONG_SORT_LEN).map(|_| rng.gen_range(0..10)).collect();
+            let mut s = xs.clone();
+            s.sort();
+            (format!("sort {} =", join(&xs)), join(&s))
+        }
+        "longreverse" | "longcopy" => {
+            let xs: Vec<char> = (0..LONG_SEQ_LEN).map(|_| LETTERS.as_bytes()[rng.gen_range(0..26)] as char).collect();
+            let out: Vec<char> = if kind == "longreverse" { xs.iter().rev().copied().collect() } else { xs.clone() };
+            (format!("{} {} =", &kind[4..], join(&xs)), join(&out))
+        }
+        "worked" => worked(rng),
         _ => story(rng),
     };
     Example { task: kind.to_string(), prompt, answer }
 }
 
 const SORT_LEN: usize = 5;
+const LONG_SORT_LEN: usize = 20;
+const LONG_SEQ_LEN: usize = 32;
+const WORKED_OPS: usize = 5;
+
+/// "3 + 5 - 2 + 7 =" -> "3 + 5 = 8 . 8 - 2 = 6 . 6 + 7 = 13": each line starts from the last
+/// line's result, so a wrong early result propagates to the end. Results stay in 0..=99.
+fn worked(rng: &mut impl Rng) -> (String, String) {
+    let mut acc: i64 = rng.gen_range(1..10);
+    let mut prompt = acc.to_string();
+    let mut lines = Vec::new();
+    for _ in 0..WORKED_OPS {
+        let k: i64 = rng.gen_range(1..10);
+        let (op, next) = if acc >= k && (rng.gen_bool(0.5) || acc + k > 99) { ("-", acc - k) } else { ("+", acc + k) };
+        prompt.push_str(&format!(" {op} {k}"));
+        lines.push(format!("{acc} {op} {k} = {next}"));
+        acc = next;
+    }
+    (format!("{prompt} ="), lines.join(" . "))
+}
 const SEQ_LEN: usize = 5;
 
 /// "tom has 5 apples . he buys 3 and eats 2 . how many apples does tom have now ?"
@@ -164,6 +216,41 @@ mod tests {
                 }
                 "reverse" => assert_eq!(p[1..p.len() - 1].iter().rev().copied().collect::<Vec<_>>().join(" "), ex.answer),
                 _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn long_answers_are_right_and_long() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for kind in LONG_KINDS {
+            for _ in 0..100 {
+                let ex = sample(kind, &mut rng);
+                let p: Vec<&str> = ex.prompt.split_whitespace().collect();
+                let a: Vec<&str> = ex.answer.split_whitespace().collect();
+                let num = |xs: &[&str]| xs.concat().parse::<u128>().unwrap();
+                match kind {
+                    "longadd" => assert_eq!(num(&p[0..19]) + num(&p[20..39]), num(&a)),
+                    "longsort" => {
+                        let mut xs = p[1..p.len() - 1].to_vec();
+                        xs.sort();
+                        assert_eq!(xs, a);
+                    }
+                    "longreverse" => assert_eq!(p[1..p.len() - 1].iter().rev().copied().collect::<Vec<_>>(), a),
+                    "longcopy" => assert_eq!(&p[1..p.len() - 1], &a[..]),
+                    _ => {
+                        // Every line is right and starts from the previous result.
+                        let mut last: Option<i64> = None;
+                        for line in ex.answer.split(" . ") {
+                            let t: Vec<&str> = line.split_whitespace().collect();
+                            let (x, k, r): (i64, i64, i64) = (t[0].parse().unwrap(), t[2].parse().unwrap(), t[4].parse().unwrap());
+                            assert_eq!(if t[1] == "+" { x + k } else { x - k }, r, "{line}");
+                            assert!(last.is_none_or(|l| l == x) && (0..=99).contains(&r));
+                            last = Some(r);
+                        }
+                    }
+                }
+                assert!(a.len() >= 20, "{kind}: {} words", a.len());
             }
         }
     }

@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// Port (0: any free port; the chosen one is printed).
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Requests that may wait for the decoder; more get 429 with Retry-After.
+    /// Requests that may wait for the decoder (queued or waiting for a batch); more get 429
+    /// with Retry-After.
     #[arg(long, default_value_t = 256)]
     queue: usize,
     /// Seconds a request may take, waiting included (then 504).

@@ -45,7 +45,9 @@ pub struct Config {
 }
 
 struct App {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Requests accepted but not yet decoding (queued or waiting for a batch) before 429.
+    queue_cap: i64,
     metrics: Arc<Metrics>,
     model_id: String,
     policies: Vec<String>,
@@ -56,7 +58,7 @@ struct App {
 /// Load the model (on the decoder thread), bind nothing: returns the router to serve.
 fn build(cfg: Config) -> Result<(Router, std::thread::JoinHandle<()>)> {
     let metrics = Arc::new(Metrics::default());
-    let (tx, rx) = mpsc::channel::<Job>(cfg.queue.max(1));
+    let (tx, rx) = mpsc::unbounded_channel::<Job>();
     let policies = Policies { dir: cfg.policy_dir.clone(), default: cfg.default_policy.clone() };
     let names = policies.names();
     let default_stem = cfg.default_policy.trim_end_matches(".pol").to_string();
@@ -80,7 +82,7 @@ fn build(cfg: Config) -> Result<(Router, std::thread::JoinHandle<()>)> {
         })
         .map_err(|e| Error::Other(format!("cannot start the decoder thread: {e}")))?;
     let model_id = ready_rx.recv().map_err(|_| Error::Other("the decoder thread died while loading the model".into()))??;
-    let app = Arc::new(App { jobs: tx, metrics, model_id, policies: names, timeout: cfg.timeout, next_id: AtomicU64::new(1) });
+    let app = Arc::new(App { jobs: tx, queue_cap: cfg.queue.max(1) as i64, metrics, model_id, policies: names, timeout: cfg.timeout, next_id: AtomicU64::new(1) });
     let router = Router::new()
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
@@ -144,16 +146,17 @@ async fn submit(app: &Arc<App>, endpoint: Endpoint, body: &[u8]) -> Response {
     let (stream, mode) = (req.stream, req.mode);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let job = Job { req, events: tx, deadline: Instant::now() + app.timeout };
-    match app.jobs.try_send(job) {
-        Ok(()) => {
-            app.metrics.queue_depth.fetch_add(1, Relaxed);
-        }
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            let mut r = error_response(&ApiError::bad("the server is busy: the queue is full, retry shortly", None, "queue_full").with_status(429));
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => return error_response(&ApiError::bad("the server is shutting down", None, "shutting_down").with_status(503)),
+    // The depth counts requests accepted and not yet decoding; the decoder lowers it when a
+    // request starts (or is answered without decoding).
+    if app.metrics.queue_depth.fetch_add(1, Relaxed) >= app.queue_cap {
+        app.metrics.queue_depth.fetch_sub(1, Relaxed);
+        let mut r = error_response(&ApiError::bad("the server is busy: the queue is full, retry shortly", None, "queue_full").with_status(429));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    if app.jobs.send(job).is_err() {
+        app.metrics.queue_depth.fetch_sub(1, Relaxed);
+        return error_response(&ApiError::bad("the server is shutting down", None, "shutting_down").with_status(503));
     }
     let prefix = if endpoint == Endpoint::Chat { "chatcmpl" } else { "cmpl" };
     let id = format!("{prefix}-{}", app.next_id.fetch_add(1, Relaxed));

@@ -76,7 +76,7 @@ struct Ready {
 /// Run jobs until the queue closes (server shutdown after the last request). Requests that
 /// are waiting together and can share a batch (same policy and settings, same prompt length,
 /// a plan that commits in lockstep) decode as one batch: one forward per step for all.
-pub fn run(engine: Engine, policies: Policies, mut jobs: mpsc::Receiver<Job>, metrics: Arc<Metrics>) {
+pub fn run(engine: Engine, policies: Policies, mut jobs: mpsc::UnboundedReceiver<Job>, metrics: Arc<Metrics>) {
     let mut waiting: std::collections::VecDeque<Ready> = Default::default();
     loop {
         // Take everything queued now (blocking only when nothing is waiting).
@@ -108,13 +108,14 @@ pub fn run(engine: Engine, policies: Policies, mut jobs: mpsc::Receiver<Job>, me
 
 /// Check a job and queue it as ready, or answer its error now.
 fn admit(engine: &Engine, policies: &Policies, job: Job, metrics: &Metrics, waiting: &mut std::collections::VecDeque<Ready>) {
-    metrics.queue_depth.fetch_sub(1, Relaxed);
     if job.events.is_closed() {
+        metrics.queue_depth.fetch_sub(1, Relaxed);
         return;
     }
     match prepare(engine, policies, &job) {
         Ok((prepared, ids, key)) => waiting.push_back(Ready { job, prepared, ids, key }),
         Err(e) => {
+            metrics.queue_depth.fetch_sub(1, Relaxed);
             let _ = job.events.send(Event::Failed(e));
         }
     }
@@ -174,6 +175,7 @@ fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared,
 /// Decode a batch of compatible jobs (or one) and answer each.
 fn decode_batch(engine: &Engine, batch: Vec<Ready>, metrics: &Arc<Metrics>) {
     let n = batch.len();
+    metrics.queue_depth.fetch_sub(n as i64, Relaxed);
     metrics.running.fetch_add(n as i64, Relaxed);
     metrics.batches.fetch_add(1, Relaxed);
     let mut plan = batch[0].prepared.compiled.plan.clone();

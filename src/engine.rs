@@ -121,10 +121,15 @@ pub struct Prepared {
 impl Engine {
     /// `model` (None: the embedded tiny model) with weights held as `ty`.
     pub fn load(model: Option<&Path>, ty: WeightType) -> Result<Engine> {
+        Self::load_with(model, ty, None)
+    }
+
+    /// [`Engine::load`] with a chat template file instead of the model's own.
+    pub fn load_with(model: Option<&Path>, ty: WeightType, chat_template: Option<&Path>) -> Result<Engine> {
         let path = model_dir(model)?;
         let (model, tokenizer) = load_model(&path, ty)?;
         let side = folder_of(&path);
-        let template = ChatTemplate::from_dir(&side, None)?;
+        let template = ChatTemplate::from_dir(&side, chat_template)?;
         let gc = GenerationConfig::from_dir(&side)?;
         let stops = stop_ids(&gc, model.info().eos_id, tokenizer.as_ref());
         Ok(Engine { path, model, tokenizer: tokenizer.map(std::sync::Arc::new), template, stops })

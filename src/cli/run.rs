@@ -1,9 +1,9 @@
 //! `d2c run`: decode prompts with a policy and print the text (live with `--stream`) and a
 //! summary. Prompts go through the model's chat template unless `--raw`.
 
-use super::{compile_or_report, load_model, model_defaults, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
-use crate::chat::{answer_len, prompt_ids, read_messages, ChatTemplate, Message};
-use crate::generation_config::{stop_ids, GenerationConfig};
+use super::{compile_or_report, model_defaults, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
+use crate::chat::{answer_len, prompt_ids, read_messages, Message};
+use crate::engine::Engine;
 use crate::model::linear::{fmt_bytes, peak_rss_bytes};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::DiffusionModel;
@@ -144,11 +144,11 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let (model, tok) = load_model(&dir, a.dtype)?;
+    let engine = Engine::load_with(Some(&dir), a.dtype.weight_type(), a.chat_template.as_deref()).map_err(|e| e.to_string())?;
+    let model = &engine.model;
     let info = model.info().clone();
-    let tok = tok.map(Arc::new);
-    let side = super::folder_of(&dir);
-    let template = ChatTemplate::from_dir(&side, a.chat_template.as_deref()).map_err(|e| e.to_string())?;
+    let tok = engine.tokenizer.clone();
+    let template = engine.template.as_ref();
     let mut prompts: Vec<Vec<u32>> = Vec::new();
     for conv in conversations(&a)? {
         let t = tok.as_deref().ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", dir.display()))?;
@@ -158,7 +158,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
                 eprintln!("warning: the tokenizer does not know {} (read as its unknown token)", unknown.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "));
             }
         }
-        let ids = prompt_ids(t, template.as_ref(), &conv, a.raw).map_err(|e| e.to_string())?;
+        let ids = prompt_ids(t, template, &conv, a.raw).map_err(|e| e.to_string())?;
         if ids.is_empty() {
             return Err("the prompt encodes to no tokens".into());
         }
@@ -185,8 +185,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     if a.stream && prompts.len() != 1 {
         return Err("--stream shows one answer: give one prompt".into());
     }
-    let gc = GenerationConfig::from_dir(&side).map_err(|e| e.to_string())?;
-    let stops = stop_ids(&gc, info.eos_id, tok.as_deref());
+    let stops = engine.stops.clone();
 
     let mut visual = if a.visual && !a.json && prompts.len() == 1 { super::visual::Visual::new(tok.clone()) } else { None };
     let bar = (!a.quiet && !a.json && gen >= 64 && visual.is_none()).then(|| {
@@ -211,7 +210,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             }
         }) as Box<dyn FnMut(&Progress)>
     });
-    let out = generate(&model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None }).map_err(|e| e.to_string())?;
+    let out = generate(model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None }).map_err(|e| e.to_string())?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }

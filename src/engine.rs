@@ -23,13 +23,63 @@ const EMBEDDED_MODEL: [(&str, &[u8]); 4] = [
     ("tokenizer.json", include_bytes!("../models/tiny-tasks/tokenizer.json")),
 ];
 
-/// The device models load on: the first GPU when built with `cuda` and one is present.
-pub fn device() -> Device {
-    #[cfg(feature = "cuda")]
-    if let Ok(d) = Device::new_cuda(0) {
-        return d;
+/// The device of this process, opened once: every model and tensor must share one candle
+/// device (two `new_cuda(0)` calls are two devices whose tensors do not mix).
+static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+
+/// Where models load: `cpu`, `cuda` / `cuda:N` (GPU N), or `auto` (the first GPU when the binary
+/// was built with the `cuda` feature and one is present, else the CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| format!("`{other}` is not a device (cpu, cuda, cuda:N, auto)")),
+        }
     }
-    Device::Cpu
+}
+
+/// Fix the device for this process (the CLI's `--device`), checking that it can be opened.
+pub fn select_device(choice: DeviceChoice) -> Result<()> {
+    let d = open_device(choice)?;
+    let _ = DEVICE.set(d);
+    Ok(())
+}
+
+fn open_device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => {
+            #[cfg(feature = "cuda")]
+            if let Ok(d) = Device::new_cuda(0) {
+                return Ok(d);
+            }
+            Ok(Device::Cpu)
+        }
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(n) => Device::new_cuda(n).map_err(|e| Error::Input(format!("--device cuda:{n}: {e}"))),
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(n) => Err(Error::Input(format!("--device cuda:{n}: this binary was built without the `cuda` feature (scripts/build-cuda.sh builds one)"))),
+    }
+}
+
+/// The device models load on: `--device`, else the first GPU when built with `cuda` and one
+/// is present, else the CPU.
+pub fn device() -> Device {
+    DEVICE.get_or_init(|| open_device(DeviceChoice::Auto).unwrap_or(Device::Cpu)).clone()
 }
 
 /// The model path: `arg`, or the embedded tiny model written to a temp folder.

@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::DiffusionModel;
 use crate::plan::Plan;
-use crate::runtime::{generate, RunOptions, Stats};
+use crate::runtime::{generate, Progress, RunOptions, Stats};
+use std::cell::Cell;
+use std::rc::Rc;
 use crate::train::tasks::Example;
 use std::collections::BTreeMap;
 
@@ -20,6 +22,12 @@ pub struct EvalReport {
     pub per_task: BTreeMap<String, (usize, usize)>,
     /// Decode statistics summed over every task.
     pub stats: Stats,
+    /// Tasks where an EOS was committed while a position of the answer's span (the first
+    /// `answer length` canvas positions) was still masked: the decoder settled the end of the
+    /// text before the answer itself (plain confidence decoding's habit on padded canvases).
+    pub eos_early: usize,
+    /// Tasks whose output has an EOS inside the answer's span: the answer was cut short.
+    pub cut_short: usize,
     /// The first few wrong answers: (prompt, expected, got).
     pub mistakes: Vec<(String, String, String)>,
 }
@@ -43,8 +51,21 @@ pub fn evaluate<M: DiffusionModel>(model: &M, tok: &TextTokenizer, plan: &Plan, 
     for ex in examples {
         let prompt = tok.encode(&ex.prompt)?;
         let want = tok.encode(&ex.answer)?;
-        let out = generate(model, plan, &[prompt], RunOptions::default())?;
+        let early = Rc::new(Cell::new(false));
+        let seen = early.clone();
+        let span = want.len();
+        let watch = move |p: &Progress| {
+            let c = &p.canvas[0];
+            let answer_open = c.iter().take(span).any(|&t| t == p.mask_id);
+            if answer_open && c.contains(&eos) {
+                seen.set(true);
+            }
+        };
+        let opts = RunOptions { on_step: Some(Box::new(watch)), ..RunOptions::default() };
+        let out = generate(model, plan, &[prompt], opts)?;
         r.stats.absorb(&out.stats);
+        r.eos_early += early.get() as usize;
+        r.cut_short += out.generated[0].iter().take(span).any(|&t| t == eos) as usize;
         let got = answer_ids(&out.generated[0], eos);
         let ok = got == want.as_slice();
         r.total += 1;

@@ -81,7 +81,7 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
 fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {
     let Some((_, base)) = rows.first() else { return };
     println!("{n} tasks; speedup vs {}", rows[0].0);
-    let header = ["policy", "accuracy", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute"];
+    let header = ["policy", "accuracy", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute", "EOS early", "cut short"];
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|(name, r)| {
@@ -93,6 +93,8 @@ fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {
                 format!("{:.1}", r.stats.forwards as f64 / r.total.max(1) as f64),
                 format!("{:.1}", r.stats.mean_rows_per_step()),
                 format!("{:.1}%", 100.0 * r.stats.recompute_fraction()),
+                format!("{:.1}%", 100.0 * r.eos_early as f64 / r.total.max(1) as f64),
+                format!("{:.1}%", 100.0 * r.cut_short as f64 / r.total.max(1) as f64),
             ]
         })
         .collect();

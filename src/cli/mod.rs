@@ -36,6 +36,10 @@ pub const DEFAULT_POLICY: (&str, &str) = ("policies/vanilla.pol", include_str!("
 pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Where models run: cpu, cuda, cuda:N, or auto (the first GPU when built with the
+    /// `cuda` feature and one is present).
+    #[arg(long, global = true, default_value = "auto")]
+    device: crate::engine::DeviceChoice,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +118,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
         }
     };
+    if let Err(e) = crate::engine::select_device(cli.device) {
+        eprintln!("error: {e}");
+        return EXIT_ERROR;
+    }
     match cli.cmd {
         Cmd::Run(a) => run::run(a),
         Cmd::Check(a) => check::run(a),

@@ -270,7 +270,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         eprintln!("note: {n}");
     }
     eprintln!(
-        "[{}] {} steps, {} forwards ({} full), {:.1} rows/step ({:.1}% of no-cache), {:.1} tokens/s over the canvas, {:.1} tokens/s over the answer ({} tokens before the first stop), {:.2}s wall ({:.0}% model, {:.0}% policy), weights {} {}, peak RSS {}",
+        "[{}] {} steps, {} forwards ({} full), {:.1} rows/step ({:.1}% of no-cache), {:.1} tokens/s over the canvas, {:.1} tokens/s over the answer ({} tokens before the first stop), {:.2}s wall ({:.0}% model, {:.0}% policy), {:.1} host<->device copies/forward on {}, weights {} {}, peak RSS {}",
         compiled.plan.policy,
         s.steps,
         s.forwards,
@@ -283,6 +283,8 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         s.wall_time.as_secs_f64(),
         100.0 * s.model_time.as_secs_f64() / wall,
         100.0 * s.policy_time.as_secs_f64() / wall,
+        s.host_copies as f64 / s.forwards.max(1) as f64,
+        device_name(),
         fmt_bytes(model.weight_bytes() as u64),
         model.storage_name(),
         peak_rss_bytes().map_or("n/a".to_string(), fmt_bytes),
@@ -319,5 +321,13 @@ impl Streamer {
             }
             *printed = text;
         }
+    }
+}
+
+/// The device the model ran on, as the summary names it.
+fn device_name() -> String {
+    match crate::engine::device() {
+        candle_core::Device::Cpu => "cpu".into(),
+        d => format!("{:?}", d.location()),
     }
 }

@@ -40,6 +40,11 @@ pub struct TrainArgs {
     kinds: Vec<String>,
     #[arg(long)]
     gen_max: Option<usize>,
+    /// Share of examples trained on a short canvas (answer + 1..=--short-pad EOS).
+    #[arg(long)]
+    short_frac: Option<f64>,
+    #[arg(long)]
+    short_pad: Option<usize>,
     /// Print the loss every N steps.
     #[arg(long, default_value_t = 100)]
     log_every: usize,
@@ -77,6 +82,8 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
         heads: a.heads.unwrap_or(d.heads),
         mlp_hidden: a.mlp_hidden.unwrap_or(d.mlp_hidden),
         gen_max: a.gen_max.unwrap_or(d.gen_max),
+        short_frac: a.short_frac.unwrap_or(d.short_frac),
+        short_pad: a.short_pad.unwrap_or(d.short_pad),
         kinds: if a.kinds.is_empty() { d.kinds.clone() } else { a.kinds.clone() },
         ..d
     };

@@ -123,6 +123,11 @@ fn proj(q: QTensor, bias: Option<Tensor>, ty: WeightType, name: &str) -> Result<
 
 /// Read `path` (a `.gguf` file) as a network; float tensors are stored as `ty`.
 pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer, Content)> {
+    if !device.is_cpu() {
+        // Row permutations, stacking and candle's quantized matmuls here all work on host
+        // memory; a GPU build reads checkpoint folders instead.
+        return Err(Error::io(path, "GGUF files load on the CPU only (--device cpu); on a GPU, load the safetensors folder (e.g. --dtype bf16)"));
+    }
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = match Content::read(&mut file) {
         Ok(c) => c,

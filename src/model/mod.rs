@@ -168,6 +168,8 @@ pub struct ForwardOutput {
     pub logits: Tensor,
     /// Per layer, (B, n_query_rows, T) head-mean attention, f32; empty unless asked for.
     pub attention: Vec<Tensor>,
+    /// Host-to-device copies this forward made.
+    pub uploads: usize,
 }
 
 /// Which response rows one layer recomputes in a [`LayeredRequest`].
@@ -206,6 +208,8 @@ pub struct LayeredOutput {
     pub logits: Tensor,
     /// Per layer, per sequence: the absolute positions recomputed, in query order.
     pub refreshed: Vec<Vec<Vec<usize>>>,
+    /// Host-to-device copies this forward made.
+    pub uploads: usize,
 }
 
 pub trait DiffusionModel {

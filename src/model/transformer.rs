@@ -110,6 +110,9 @@ pub struct Transformer {
     device: Device,
     /// Per-op timing for `d2c bench --profile`; off (None) in normal runs.
     clock: std::cell::RefCell<Option<OpClock>>,
+    /// Host-to-device copies made since the last forward returned (ids, RoPE angles, row
+    /// indices): reported per step, since on a GPU each one is a synchronising transfer.
+    uploads: std::cell::Cell<usize>,
 }
 
 const SETUP: &str = "setup (not reported)";
@@ -145,7 +148,7 @@ impl Transformer {
     pub fn new(spec: Spec, info: ModelInfo, embed: Embed, blocks: Vec<Block>, final_norm: Tensor, head: Proj, dtype: DType, device: &Device) -> Result<Self> {
         let inv_freq = inv_freq(spec.head_dim(), spec.rope_theta);
         let final_norm = final_norm.to_dtype(dtype)?;
-        Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone(), clock: Default::default() })
+        Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone(), clock: Default::default(), uploads: Default::default() })
     }
 
     /// How the blocks' linear weights are stored (the first block's q/k/v), e.g. `q4_k`.
@@ -197,7 +200,7 @@ impl Transformer {
     fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
         let (b, n) = (ids.len(), ids.first().map_or(0, |r| r.len()));
         let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        Ok(self.embed.rows(&Tensor::from_vec(flat, b * n, &self.device)?, self.dtype)?.reshape((b, n, self.spec.d_model))?)
+        Ok(self.embed.rows(&self.upload(flat, b * n)?, self.dtype)?.reshape((b, n, self.spec.d_model))?)
     }
 
     /// Final norm and LM head of `x` (rows, d), as f32 logits.
@@ -246,9 +249,9 @@ impl DiffusionModel for Transformer {
             x = (&x + self.ffn(blk, &x)?)?;
         }
         let sel: Vec<u32> = (0..b).flat_map(|s| req.logit_rows[s].iter().map(move |&r| (s * nq + r) as u32)).collect();
-        let xs = x.reshape((b * nq, d))?.index_select(&Tensor::from_vec(sel, b * nl, dev)?, 0)?;
+        let xs = x.reshape((b * nq, d))?.index_select(&self.upload(sel, b * nl)?, 0)?;
         let logits = self.logits(&xs)?.reshape((b, nl, self.spec.emb_rows))?;
-        Ok(ForwardOutput { logits, attention })
+        Ok(ForwardOutput { logits, attention, uploads: self.uploads.take() })
     }
 }
 
@@ -260,7 +263,7 @@ struct QueryRows {
 }
 
 /// Index of `rows` (B sequences, n positions each) for a head-major K/V write: (B, kvh, n, hd).
-fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize, dev: &Device) -> Result<Tensor> {
+fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize) -> (Vec<u32>, (usize, usize, usize, usize)) {
     let n = rows.first().map_or(0, |r| r.len());
     let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
     for r in rows {
@@ -270,7 +273,7 @@ fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize, dev: &Device) -> Result<
             }
         }
     }
-    Ok(Tensor::from_vec(idx, (rows.len(), kvh, n, hd), dev)?)
+    (idx, (rows.len(), kvh, n, hd))
 }
 
 impl Transformer {
@@ -288,10 +291,19 @@ impl Transformer {
             }
         }
         Ok(QueryRows {
-            cos: Tensor::from_vec(cos, (b, n, hd / 2), &self.device)?,
-            sin: Tensor::from_vec(sin, (b, n, hd / 2), &self.device)?,
-            index: kv_index(positions, self.spec.kv_heads, hd, &self.device)?,
+            cos: self.upload(cos, (b, n, hd / 2))?,
+            sin: self.upload(sin, (b, n, hd / 2))?,
+            index: {
+                let (idx, shape) = kv_index(positions, self.spec.kv_heads, hd);
+                self.upload(idx, shape)?
+            },
         })
+    }
+
+    /// A host vector as a tensor on the model's device, counted in [`Self::uploads`].
+    fn upload<T: candle_core::WithDType, S: Into<candle_core::Shape>>(&self, v: Vec<T>, shape: S) -> Result<Tensor> {
+        self.uploads.set(self.uploads.get() + 1);
+        Ok(Tensor::from_vec(v, shape, &self.device)?)
     }
 
     /// The attention sub-block for the normed query rows `hn` (B, n, d): writes their K/V

@@ -221,6 +221,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 let from = map.logit_row(0);
                 let req = LayeredRequest { ids: st.ids.clone(), prompt_len: map.prompt_len, logits_from: from, layers: layer_spec(lp, self.step, self.info.n_layers, map.gen) };
                 let out = self.model.forward_layered(&req, &mut self.kv, lc)?;
+                self.stats.host_copies += out.uploads + 1;
                 let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
                 let logits = st.logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][st.positions[a][r] - from].clone()).collect()).collect();
                 Ok(Fresh { logits, attention: Vec::new(), layer_rows: out.refreshed })
@@ -228,7 +229,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             _ => {
                 let req = ForwardRequest { ids: st.ids.clone(), positions: st.padded.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() };
                 let out = self.model.forward(&req, &mut self.kv)?;
-                let attention = out.attention.iter().map(|a| a.to_vec3()).collect::<candle_core::Result<_>>()?;
+                let attention = download_attention(&out.attention)?;
+                self.stats.host_copies += out.uploads + 1 + !out.attention.is_empty() as usize;
                 Ok(Fresh { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })
             }
         }
@@ -408,4 +410,16 @@ fn stop_reached(canvas: &[u32], mask: u32, stops: &[u32]) -> bool {
         Some(e) => canvas[..e].iter().all(|&x| x != mask),
         None => false,
     }
+}
+
+/// Every layer's head-mean attention (B, n, T) in one device-to-host copy: stacked on the
+/// device first, so a GPU step pays one transfer instead of one per layer.
+fn download_attention(layers: &[candle_core::Tensor]) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
+    let Some(first) = layers.first() else { return Ok(Vec::new()) };
+    let (b, n, t) = first.dims3()?;
+    let flat: Vec<f32> = candle_core::Tensor::stack(layers, 0)?.flatten_all()?.to_vec1()?;
+    if n * t == 0 {
+        return Ok(vec![vec![vec![Vec::new(); n]; b]; layers.len()]);
+    }
+    Ok(flat.chunks(b * n * t).map(|layer| layer.chunks(n * t).map(|seq| seq.chunks(t).map(<[f32]>::to_vec).collect()).collect()).collect())
 }

@@ -69,6 +69,9 @@ pub struct Stats {
     /// Layered forwards: rows recomputed summed over layers, and layers x rows available.
     pub layer_rows: usize,
     pub layer_slots: usize,
+    /// Copies between host and model device (uploads of ids, angles and indices; downloads of
+    /// logits and attention), summed over forwards: on a GPU each one synchronises.
+    pub host_copies: usize,
     pub model_time: Duration,
     pub policy_time: Duration,
     pub wall_time: Duration,
@@ -96,6 +99,7 @@ impl Stats {
         self.flops += s.flops;
         self.layer_rows += s.layer_rows;
         self.layer_slots += s.layer_slots;
+        self.host_copies += s.host_copies;
         self.model_time += s.model_time;
         self.policy_time += s.policy_time;
         self.wall_time += s.wall_time;

@@ -40,6 +40,13 @@ pub struct TrainOptions {
     /// Canvas (answer + EOS padding) length range seen in training.
     pub gen_min: usize,
     pub gen_max: usize,
+    /// This share of examples gets a short canvas instead: the answer plus 1..=`short_pad`
+    /// EOS. Long EOS tails cost compute and teach little once the model has seen some, so
+    /// the long-answer preset spends most steps near the answer and the rest on full canvases.
+    #[serde(default)]
+    pub short_frac: f64,
+    #[serde(default)]
+    pub short_pad: usize,
     /// Held-out examples are generated from this seed and never trained on.
     pub heldout_seed: u64,
     pub heldout_n: usize,
@@ -63,6 +70,8 @@ impl Default for TrainOptions {
             mlp_hidden: 384,
             gen_min: 8,
             gen_max: 12,
+            short_frac: 0.0,
+            short_pad: 0,
             heldout_seed: 1,
             heldout_n: 350,
             kinds: DEFAULT_KINDS.iter().map(|s| s.to_string()).collect(),
@@ -83,6 +92,8 @@ impl TrainOptions {
             mlp_hidden: 512,
             gen_min: 48,
             gen_max: 128,
+            short_frac: 0.75,
+            short_pad: 16,
             heldout_seed: 11,
             heldout_n: 250,
             kinds: tasks::LONG_KINDS.iter().map(|s| s.to_string()).collect(),
@@ -94,6 +105,9 @@ impl TrainOptions {
     pub fn validate(&self) -> Result<()> {
         if let Some(k) = self.kinds.iter().find(|k| !tasks::all_kinds().contains(&k.as_str())) {
             return Err(Error::Input(format!("unknown task kind `{k}` (kinds: {})", tasks::all_kinds().join(", "))));
+        }
+        if !(0.0..=1.0).contains(&self.short_frac) {
+            return Err(Error::Input(format!("short_frac {} is not in 0..=1", self.short_frac)));
         }
         if self.steps == 0 || self.batch == 0 {
             return Err(Error::Input("steps and batch must be positive".into()));
@@ -156,7 +170,12 @@ pub fn sample_seqs(enc: &Encoder, o: &TrainOptions, exclude: &HashSet<String>, r
             continue;
         }
         let (p, mut r) = (enc.encode(&ex.prompt)?, enc.encode(&ex.answer)?);
-        let g = rng.gen_range((r.len() + 1).max(o.gen_min)..=o.gen_max.max(r.len() + 1));
+        let shortest = r.len() + 1;
+        let g = if o.short_pad > 0 && rng.gen_bool(o.short_frac.clamp(0.0, 1.0)) {
+            rng.gen_range(shortest..=(shortest + o.short_pad - 1).min(o.gen_max.max(shortest)))
+        } else {
+            rng.gen_range(shortest.max(o.gen_min)..=o.gen_max.max(shortest))
+        };
         r.resize(g, eos);
         seqs.push((p, r));
     }

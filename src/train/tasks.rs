@@ -125,17 +125,19 @@ const LONG_SORT_LEN: usize = 20;
 const LONG_SEQ_LEN: usize = 32;
 const WORKED_OPS: usize = 5;
 
-/// "3 + 5 - 2 + 7 =" -> "3 + 5 = 8 . 8 - 2 = 6 . 6 + 7 = 13": each line starts from the last
-/// line's result, so a wrong early result propagates to the end. Results stay in 0..=99.
+/// "03 + 5 - 2 + 7 =" -> "03 + 5 = 08 . 08 - 2 = 06 . 06 + 7 = 13": each line starts from the
+/// last line's result, so a wrong early result propagates to the end. Results stay in 0..=99
+/// and are written with two digits, so every line has the same layout (see [`sample`]).
 fn worked(rng: &mut impl Rng) -> (String, String) {
-    let mut acc: i64 = rng.gen_range(1..10);
-    let mut prompt = acc.to_string();
+    let two = |x: i64| digits(x as u128, 2).replace(' ', "");
+    let mut acc: i64 = rng.gen_range(1..100);
+    let mut prompt = two(acc);
     let mut lines = Vec::new();
     for _ in 0..WORKED_OPS {
         let k: i64 = rng.gen_range(1..10);
         let (op, next) = if acc >= k && (rng.gen_bool(0.5) || acc + k > 99) { ("-", acc - k) } else { ("+", acc + k) };
         prompt.push_str(&format!(" {op} {k}"));
-        lines.push(format!("{acc} {op} {k} = {next}"));
+        lines.push(format!("{} {op} {k} = {}", two(acc), two(next)));
         acc = next;
     }
     (format!("{prompt} ="), lines.join(" . "))

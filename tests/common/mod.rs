@@ -1,7 +1,7 @@
 //! Shared helpers for tests that run shipped policies against the oracle fixtures.
 #![allow(dead_code)]
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use d2c::compile::{compile, Source};
 use d2c::model::{dream, llada, Transformer};
 use d2c::plan::Plan;
@@ -9,11 +9,11 @@ use serde_json::Value;
 use std::path::Path;
 
 pub fn tiny_model() -> Transformer {
-    llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &Device::Cpu).expect("tiny model loads")
+    llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &d2c::engine::device()).expect("tiny model loads")
 }
 
 pub fn tiny_dream() -> Transformer {
-    dream::load(Path::new("tests/fixtures/tiny-dream"), DType::F32, &Device::Cpu).expect("tiny Dream loads")
+    dream::load(Path::new("tests/fixtures/tiny-dream"), DType::F32, &d2c::engine::device()).expect("tiny Dream loads")
 }
 
 /// The oracle's tiny checkpoint of the family a trace names (`model_family`, absent = LLaDA).

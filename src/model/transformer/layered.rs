@@ -8,21 +8,23 @@ use crate::error::{Error, Result};
 use crate::model::{KvStore, LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
 use candle_core::{DType, Tensor};
 
-/// Rows `rows[s]` of every sequence of `x` (B, T, d) as (B, n, d).
-fn gather_rows(x: &Tensor, rows: &[Vec<usize>]) -> Result<Tensor> {
-    let (b, t, d) = x.dims3()?;
-    let n = rows.first().map_or(0, |r| r.len());
-    let idx: Vec<u32> = rows.iter().enumerate().flat_map(|(s, r)| r.iter().map(move |&i| (s * t + i) as u32)).collect();
-    Ok(x.reshape((b * t, d))?.index_select(&Tensor::from_vec(idx, b * n, x.device())?, 0)?.reshape((b, n, d))?)
-}
+impl Transformer {
+    /// Rows `rows[s]` of every sequence of `x` (B, T, d) as (B, n, d).
+    fn gather_rows(&self, x: &Tensor, rows: &[Vec<usize>]) -> Result<Tensor> {
+        let (b, t, d) = x.dims3()?;
+        let n = rows.first().map_or(0, |r| r.len());
+        let idx: Vec<u32> = rows.iter().enumerate().flat_map(|(s, r)| r.iter().map(move |&i| (s * t + i) as u32)).collect();
+        Ok(x.reshape((b * t, d))?.index_select(&self.upload(idx, b * n)?, 0)?.reshape((b, n, d))?)
+    }
 
-/// Overwrite rows `rows[s]` of `cache` (B, T, d) with `val` (B, n, d).
-fn scatter_rows(cache: &Tensor, rows: &[Vec<usize>], val: &Tensor) -> Result<()> {
-    let (_, _, d) = cache.dims3()?;
-    let n = rows.first().map_or(0, |r| r.len());
-    let idx: Vec<u32> = rows.iter().flat_map(|r| r.iter().flat_map(|&i| std::iter::repeat(i as u32).take(d))).collect();
-    cache.scatter_set(&Tensor::from_vec(idx, (rows.len(), n, d), cache.device())?, val, 1)?;
-    Ok(())
+    /// Overwrite rows `rows[s]` of `cache` (B, T, d) with `val` (B, n, d).
+    fn scatter_rows(&self, cache: &Tensor, rows: &[Vec<usize>], val: &Tensor) -> Result<()> {
+        let (_, _, d) = cache.dims3()?;
+        let n = rows.first().map_or(0, |r| r.len());
+        let idx: Vec<u32> = rows.iter().flat_map(|r| r.iter().flat_map(|&i| std::iter::repeat(i as u32).take(d))).collect();
+        cache.scatter_set(&self.upload(idx, (rows.len(), n, d))?, val, 1)?;
+        Ok(())
+    }
 }
 
 /// Per sequence, the `k` rows with the lowest cosine similarity between `fresh` and `cached`
@@ -70,7 +72,6 @@ impl Transformer {
             return Err(Error::input(format!("layered forward: {} layer specs for {} layers", req.layers.len(), spec.n_layers)));
         }
         let g = t - p;
-        let dev = &self.device;
         req.ids.iter().try_for_each(|r| self.check_ids(r))?;
         let mut x = self.embed(&req.ids)?;
         let mut refreshed = Vec::with_capacity(spec.n_layers);
@@ -88,7 +89,10 @@ impl Transformer {
                     let pick = least_similar(&v_resp, &cached, k.min(g))?;
                     let resp: Vec<Vec<usize>> = vec![(p..t).collect(); b];
                     let v_heads = v_resp.reshape((b, g, kvh, hd))?.transpose(1, 2)?.contiguous()?;
-                    vc.scatter_set(&kv_index(&resp, kvh, hd, dev)?, &v_heads, 2)?;
+                    vc.scatter_set(&{
+                        let (idx, shape) = kv_index(&resp, kvh, hd);
+                        self.upload(idx, shape)?
+                    }, &v_heads, 2)?;
                     for (r, sel) in rows.iter_mut().zip(pick) {
                         r.extend(sel.into_iter().map(|i| p + i));
                     }
@@ -96,19 +100,19 @@ impl Transformer {
             }
             let nq = rows[0].len();
             if nq > 0 {
-                let (o, _) = self.attend(l, blk, &gather_rows(&hn, &rows)?, &self.query_rows(&rows)?, kv)?;
-                scatter_rows(&lc.attn[l], &rows, &o)?;
+                let (o, _) = self.attend(l, blk, &self.gather_rows(&hn, &rows)?, &self.query_rows(&rows)?, kv)?;
+                self.scatter_rows(&lc.attn[l], &rows, &o)?;
             }
             x = (x + &lc.attn[l])?;
             if nq > 0 {
-                scatter_rows(&lc.ffn[l], &rows, &self.ffn(blk, &gather_rows(&x, &rows)?)?)?;
+                self.scatter_rows(&lc.ffn[l], &rows, &self.ffn(blk, &self.gather_rows(&x, &rows)?)?)?;
             }
             x = (x + &lc.ffn[l])?;
             refreshed.push(rows);
         }
         let from = req.logits_from;
         let logits = self.logits(&x.narrow(1, from, t - from)?.contiguous()?)?;
-        Ok(LayeredOutput { logits, refreshed })
+        Ok(LayeredOutput { logits, refreshed, uploads: self.uploads.take() })
     }
 }
 

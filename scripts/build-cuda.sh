@@ -19,11 +19,12 @@ CUDA_VERSION=13.0
 WHEELS=(
   nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88
   nvidia-cuda-runtime==13.0.96 nvidia-cuda-nvrtc==13.0.88
-  nvidia-cublas==13.0.2.14 nvidia-curand==10.4.5.25
+  nvidia-cuda-cccl==13.0.85 nvidia-cublas==13.0.2.14 nvidia-curand==10.4.5.25
 )
 root="$PWD/.cuda/root"
-if [ ! -x "$root/bin/nvcc" ]; then
-  mkdir -p .cuda/wheels .cuda/unpacked
+# Unpack again whenever the wheel list changes.
+if [ "$(cat "$root/.wheels" 2>/dev/null)" != "${WHEELS[*]}" ]; then
+  rm -rf .cuda/unpacked && mkdir -p .cuda/wheels .cuda/unpacked
   python3 -m pip download -q --no-deps --only-binary=:all: -d .cuda/wheels "${WHEELS[@]}"
   for w in .cuda/wheels/*.whl; do python3 -m zipfile -e "$w" .cuda/unpacked; done
   rm -rf "$root" && mkdir -p "$root"
@@ -35,14 +36,16 @@ if [ ! -x "$root/bin/nvcc" ]; then
     base="${so%%.so.*}.so"
     [ -e "$base" ] || ln -s "$(basename "$so")" "$base"
   done
+  echo "${WHEELS[*]}" > "$root/.wheels"
 fi
 if [ ! -f "$root/lib/stubs/libcuda.so" ]; then
   # The driver (libcuda.so.1) ships with the NVIDIA driver, not on PyPI: link against a stub
-  # that exports every driver entry point cudarc declares, with the real library's soname, as
+  # that exports every driver entry point cudarc declares (each answers CUDA_ERROR_NO_DEVICE),
+  # with the real library's soname, as
   # the toolkit's own lib/stubs/libcuda.so does. The real driver is loaded at run time.
   mkdir -p "$root/lib/stubs"
   sys=$(cargo metadata --features cuda --format-version 1 2>/dev/null | python3 -c 'import json,sys; m=json.load(sys.stdin); print(next(p["manifest_path"] for p in m["packages"] if p["name"]=="cudarc"))' | xargs dirname)/src/driver/sys/mod.rs
-  grep -oE '^pub unsafe fn cu[A-Za-z0-9_]+' "$sys" | awk '{print "void " $4 "(void) {}"}' | sort -u > "$root/lib/stubs/cuda_stub.c"
+  grep -oE '^pub unsafe fn cu[A-Za-z0-9_]+' "$sys" | awk '{print "int " $4 "(void) { return 100; }"}' | sort -u > "$root/lib/stubs/cuda_stub.c"
   cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/lib/stubs/libcuda.so" "$root/lib/stubs/cuda_stub.c"
 fi
 export CUDA_HOME="$root" CUDA_ROOT="$root" PATH="$root/bin:$PATH"

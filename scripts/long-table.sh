@@ -6,6 +6,9 @@
 # answer was complete. Per-task-kind accuracy goes to stderr (-v).
 #
 #   scripts/long-table.sh [--limit N] [other d2c eval flags]
+#   GENS=128 BLOCKS=32 scripts/long-table.sh   (one canvas and block length only)
+#   LIMIT=250 scripts/long-table.sh       (every held-out task; the default, 100, is the first
+#                                          100 lines: 20 per kind, the file is round-robin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -22,12 +25,12 @@ POLICIES=(
 )
 args=()
 for p in "${POLICIES[@]}"; do args+=(--policy "$p"); done
-for gen in 64 128; do
-  for block in "$gen" 32; do
+for gen in ${GENS:-64 128}; do
+  for block in ${BLOCKS:-$gen 32}; do
     echo
     echo "### gen $gen, block $block"
     echo
     target/release/d2c eval --model models/long-tasks --tasks tasks/long-heldout.jsonl \
-      --set gen_length=$gen --set block_length=$block -v --markdown "${args[@]}" "$@"
+      --set gen_length=$gen --set block_length=$block --limit "${LIMIT:-100}" -v --markdown "${args[@]}" "$@"
   done
 done

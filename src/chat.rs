@@ -149,3 +149,50 @@ pub fn prompt_ids(tok: &crate::model::tokenizer::TextTokenizer, template: Option
 pub fn answer_len(ids: &[u32], stops: &[u32]) -> usize {
     ids.iter().position(|x| stops.contains(x)).unwrap_or(ids.len())
 }
+
+/// The answer streamed as its stable left-to-right prefix grows: the canvas up to its first
+/// still-masked position, cut at the first stop token, decoded. `d2c run --stream` and the
+/// server's `stream_mode: "append"` both send what [`AppendText::advance`] returns.
+#[derive(Debug, Default, Clone)]
+pub struct AppendText {
+    sent: String,
+}
+
+impl AppendText {
+    /// The text sent so far.
+    pub fn sent(&self) -> &str {
+        &self.sent
+    }
+
+    /// The new text since the last call, if the stable prefix grew. A byte-level tokenizer may
+    /// still be mid-character: nothing is sent until the decoded text extends what was sent.
+    pub fn advance(&mut self, tok: &crate::model::tokenizer::TextTokenizer, canvas: &[u32], mask: u32, stops: &[u32]) -> Option<String> {
+        let stable = canvas.iter().position(|&x| x == mask).unwrap_or(canvas.len());
+        let text = tok.decode(&canvas[..stable.min(answer_len(canvas, stops))]).ok()?;
+        let new = text.strip_prefix(self.sent.as_str()).filter(|n| !n.is_empty())?.to_string();
+        self.sent = text;
+        Some(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tokenizer::TextTokenizer;
+
+    #[test]
+    fn append_text_sends_only_the_growth_of_the_stable_prefix() {
+        let Ok(Some(tok)) = TextTokenizer::from_dir(std::path::Path::new("models/tiny-tasks")) else { panic!("the shipped tokenizer loads") };
+        let (mask, eos) = (tok.encode("<|mask|>").unwrap_or_default()[0], tok.encode("<|eos|>").unwrap_or_default()[0]);
+        let ids = tok.encode("0 1 2").unwrap_or_default();
+        let mut a = AppendText::default();
+        // Nothing stable yet: position 0 is masked.
+        assert_eq!(a.advance(&tok, &[mask, ids[1], mask, mask], mask, &[eos]), None);
+        assert_eq!(a.advance(&tok, &[ids[0], ids[1], mask, mask], mask, &[eos]).as_deref(), Some("0 1"));
+        // The same prefix again sends nothing; a stop ends the answer.
+        assert_eq!(a.advance(&tok, &[ids[0], ids[1], mask, eos], mask, &[eos]), None);
+        assert_eq!(a.advance(&tok, &[ids[0], ids[1], ids[2], eos], mask, &[eos]).as_deref(), Some(" 2"));
+        assert_eq!(a.advance(&tok, &[ids[0], ids[1], ids[2], eos], mask, &[eos]), None);
+        assert_eq!(a.sent(), "0 1 2");
+    }
+}

@@ -70,7 +70,8 @@ fn open_device(choice: DeviceChoice) -> Result<Device> {
             Ok(Device::Cpu)
         }
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(n) => Device::new_cuda(n).map_err(|e| Error::Input(format!("--device cuda:{n}: {e}"))),
+        // candle appends a backtrace to driver errors: the first line names the failure.
+        DeviceChoice::Cuda(n) => Device::new_cuda(n).map_err(|e| Error::Input(format!("--device cuda:{n}: {}", e.to_string().lines().next().unwrap_or("no such GPU")))),
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(n) => Err(Error::Input(format!("--device cuda:{n}: this binary was built without the `cuda` feature (scripts/build-cuda.sh builds one)"))),
     }
@@ -133,6 +134,13 @@ pub fn load_model(dir: &Path, ty: WeightType) -> Result<(Transformer, Option<Tex
 /// The parameters a policy declares (none if it does not parse; compiling reports why).
 pub fn declared_params(src: &Source) -> Vec<String> {
     crate::syntax::parse(&src.text).map(|f| f.params.iter().map(|p| p.name.name.clone()).collect()).unwrap_or_default()
+}
+
+/// The `name=value` settings of `sets` that name a parameter `src` declares: one `--set` list
+/// can serve several policies (a table of policies, a folder of snapshots).
+pub fn sets_for(src: &Source, sets: &[String]) -> Vec<String> {
+    let names = declared_params(src);
+    sets.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))).cloned().collect()
 }
 
 /// Decode settings a model folder suggests in `generation_config.json`, as `name=value`

@@ -20,12 +20,18 @@ pub struct EvalReport {
     pub correct: usize,
     /// task kind -> (correct, total)
     pub per_task: BTreeMap<String, (usize, usize)>,
+    /// task kind -> (answer tokens right at their position, answer tokens): partial credit,
+    /// which tells "almost" from "nothing" where exact match says 0 for both.
+    pub per_task_tokens: BTreeMap<String, (usize, usize)>,
     /// Decode statistics summed over every task.
     pub stats: Stats,
     /// Tasks where an EOS was committed while a position of the answer's span (the first
     /// `answer length` canvas positions) was still masked: the decoder settled the end of the
     /// text before the answer itself (plain confidence decoding's habit on padded canvases).
     pub eos_early: usize,
+    /// Summed over tasks: the share of the answer's span still masked when the first EOS was
+    /// committed (0 when the answer was complete first): how early, not just whether.
+    pub eos_masked_share: f64,
     /// Tasks whose output has an EOS inside the answer's span: the answer was cut short.
     pub cut_short: usize,
     /// The first few wrong answers: (prompt, expected, got).
@@ -35,6 +41,12 @@ pub struct EvalReport {
 impl EvalReport {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.total.max(1) as f64
+    }
+
+    /// Share of answer tokens decoded right at their position, over every task.
+    pub fn token_accuracy(&self) -> f64 {
+        let (right, all) = self.per_task_tokens.values().fold((0, 0), |(r, a), (x, y)| (r + x, a + y));
+        right as f64 / all.max(1) as f64
     }
 }
 
@@ -51,28 +63,35 @@ pub fn evaluate<M: DiffusionModel>(model: &M, tok: &TextTokenizer, plan: &Plan, 
     for ex in examples {
         let prompt = tok.encode(&ex.prompt)?;
         let want = tok.encode(&ex.answer)?;
-        let early = Rc::new(Cell::new(false));
-        let seen = early.clone();
+        // The share of the answer's span still masked at the first step that committed an EOS.
+        let first_eos: Rc<Cell<Option<f64>>> = Rc::new(Cell::new(None));
+        let seen = first_eos.clone();
         let span = want.len();
         let watch = move |p: &Progress| {
             let c = &p.canvas[0];
-            let answer_open = c.iter().take(span).any(|&t| t == p.mask_id);
-            if answer_open && c.contains(&eos) {
-                seen.set(true);
+            if seen.get().is_none() && c.contains(&eos) {
+                let masked = c.iter().take(span).filter(|&&t| t == p.mask_id).count();
+                seen.set(Some(masked as f64 / span.max(1) as f64));
             }
         };
         let opts = RunOptions { on_step: Some(Box::new(watch)), ..RunOptions::default() };
         let out = generate(model, plan, &[prompt], opts)?;
         r.stats.absorb(&out.stats);
-        r.eos_early += early.get() as usize;
+        let masked_at_eos = first_eos.get().unwrap_or(0.0);
+        r.eos_early += (masked_at_eos > 0.0) as usize;
+        r.eos_masked_share += masked_at_eos;
         r.cut_short += out.generated[0].iter().take(span).any(|&t| t == eos) as usize;
         let got = answer_ids(&out.generated[0], eos);
         let ok = got == want.as_slice();
         r.total += 1;
         r.correct += ok as usize;
-        let e = r.per_task.entry(if ex.task.is_empty() { "-".into() } else { ex.task.clone() }).or_default();
+        let kind = if ex.task.is_empty() { "-".to_string() } else { ex.task.clone() };
+        let e = r.per_task.entry(kind.clone()).or_default();
         e.0 += ok as usize;
         e.1 += 1;
+        let t = r.per_task_tokens.entry(kind).or_default();
+        t.0 += want.iter().zip(&out.generated[0]).filter(|(a, b)| a == b).count();
+        t.1 += want.len();
         if !ok && r.mistakes.len() < 5 {
             r.mistakes.push((ex.prompt.clone(), ex.answer.clone(), tok.decode(got)?));
         }

@@ -79,6 +79,7 @@ fn bad_input_is_one_line_and_nonzero() {
         (vec!["run", "--prompt-ids", "1,2", "--gen-length", "512", "--block-length", "512"], "maximum sequence length"),
         (vec!["run", "--prompt-ids", "1,2", "--model", "no/such/dir"], "no/such/dir"),
         (vec!["run", "--prompt-ids", "1,2", "--set", "gen_lenght=8"], "did you mean `gen_length`?"),
+        (vec!["run", "--device", "tpu", "--prompt-ids", "1,2"], "not a device (cpu, cuda, cuda:N, auto)"),
     ];
     for (args, needle) in cases {
         let o = d2c(&args);
@@ -338,4 +339,16 @@ fn a_policy_diagnostic_is_printed_once() {
     assert!(first.starts_with("error[E") && first.contains("]: "), "code and message on the first line: {e}");
     assert_eq!(e.matches(first.split("]: ").nth(1).unwrap_or("?")).count(), 1, "the message once: {e}");
     assert!(e.contains("e003_unknown_param.pol:"), "{e}");
+}
+
+/// A CPU build asked for a GPU says how to get one instead of silently running on the CPU.
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn device_cuda_on_a_cpu_build_names_the_feature() {
+    let o = d2c(&["--device", "cuda:1", "run", "--prompt-ids", "1,2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cuda:1") && stderr(&o).contains("scripts/build-cuda.sh"), "{}", stderr(&o));
+    let o = d2c(&["run", "--device", "cpu", "--prompt", "sort 3 1 2 0 5 ="]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("copies/forward on cpu"), "{}", stderr(&o));
 }

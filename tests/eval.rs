@@ -44,3 +44,54 @@ fn wrong_answers_score_zero() {
     assert_eq!((r.correct, r.total), (0, 20));
     assert_eq!(r.mistakes.len(), 5);
 }
+
+/// The decoding-order statistic: plain confidence decoding settles the EOS padding while
+/// answer positions are still masked; the certainty prior decodes quasi left to right and
+/// does not.
+#[test]
+fn eos_early_separates_confidence_order_from_the_certainty_prior() {
+    let (m, tok) = model();
+    let mut tasks = read_jsonl(Path::new("tasks/heldout.jsonl")).expect("tasks");
+    tasks.truncate(30);
+    let plain = evaluate(&m, &tok, &plan("policies/vanilla.pol"), &tasks).expect("eval");
+    let src = Source::read("policies/vanilla.pol").expect("policy");
+    let (mut sets, _, _) = d2c::cli::model_defaults(Path::new(MODEL), &src, &[]).expect("defaults");
+    sets.push("certainty_prior=true".into());
+    let prior_plan = compile(&src, &sets, &mut |_, _| {}).map_err(|f| format!("{:?}", f.diagnostics)).expect("compiles").plan;
+    let prior = evaluate(&m, &tok, &prior_plan, &tasks).expect("eval");
+    assert!(plain.eos_early > prior.eos_early, "EOS early: plain {} vs prior {} of {}", plain.eos_early, prior.eos_early, tasks.len());
+    // Neither cuts an answer short on this model, and a cut answer is never counted right.
+    assert!(plain.cut_short <= plain.total - plain.correct && prior.cut_short <= prior.total - prior.correct);
+}
+
+/// Every forward copies a fixed handful of small tensors between host and model device (ids,
+/// RoPE angles, row indices up; logits and all layers' attention down in one copy each), not
+/// one per layer.
+#[test]
+fn host_device_copies_per_forward_stay_constant() {
+    let (m, tok) = model();
+    let mut tasks = read_jsonl(Path::new("tasks/heldout.jsonl")).expect("tasks");
+    tasks.truncate(3);
+    for policy in ["policies/vanilla.pol", "policies/d2cache.pol", "policies/fast-dllm-dual.pol"] {
+        let r = evaluate(&m, &tok, &plan(policy), &tasks).expect("eval");
+        let per = r.stats.host_copies as f64 / r.stats.forwards as f64;
+        assert!((5.0..=7.0).contains(&per), "{policy}: {per} copies per forward");
+    }
+}
+
+/// The shipped long-answer model (models/long-tasks) solves what the README says it solves:
+/// 32-letter copies, exactly, on a 64-token canvas whose second half is EOS padding.
+#[test]
+fn long_model_copies_32_letters_exactly() {
+    let dir = Path::new("models/long-tasks");
+    let m = llada::load(dir, DType::F32, &Device::Cpu).expect("long model loads");
+    let tok = TextTokenizer::from_dir(dir).expect("tokenizer").expect("tokenizer.json ships");
+    let tasks: Vec<_> = read_jsonl(Path::new("tasks/long-heldout.jsonl")).expect("long held-out ships").into_iter().filter(|t| t.task == "longcopy").take(8).collect();
+    assert_eq!(tasks.len(), 8);
+    let src = Source::read("policies/vanilla.pol").expect("policy");
+    let sets = vec!["gen_length=64".to_string(), "block_length=64".to_string()];
+    let plan = compile(&src, &sets, &mut |_, _| {}).map_err(|f| format!("{:?}", f.diagnostics)).expect("compiles").plan;
+    let r = evaluate(&m, &tok, &plan, &tasks).expect("eval");
+    assert!(r.correct >= 7, "{} of 8 copies right: {:?}", r.correct, r.mistakes);
+    assert!(r.token_accuracy() > 0.95);
+}

@@ -66,7 +66,8 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
         let r = evaluate(&m, &tok, &compiled.plan, &examples).map_err(|e| e.to_string())?;
         if verbose {
             for (k, (c, t)) in &r.per_task {
-                eprintln!("  {k:>8}: {c}/{t} ({:.1}%)", 100.0 * *c as f64 / (*t).max(1) as f64);
+                let (tr, ta) = r.per_task_tokens.get(k).copied().unwrap_or_default();
+                eprintln!("  {k:>11}: {c}/{t} ({:.1}%), answer tokens right {:.1}%", 100.0 * *c as f64 / (*t).max(1) as f64, 100.0 * tr as f64 / ta.max(1) as f64);
             }
             for (p, want, got) in &r.mistakes {
                 eprintln!("  wrong: {p} -> {got:?} (want {want:?})");
@@ -81,19 +82,21 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
 fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {
     let Some((_, base)) = rows.first() else { return };
     println!("{n} tasks; speedup vs {}", rows[0].0);
-    let header = ["policy", "accuracy", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute", "EOS early", "cut short"];
+    let header = ["policy", "accuracy", "token acc.", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute", "EOS early", "masked at 1st EOS", "cut short"];
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|(name, r)| {
             vec![
                 name.clone(),
                 format!("{:.1}%", 100.0 * r.accuracy()),
+                format!("{:.1}%", 100.0 * r.token_accuracy()),
                 format!("{:.0}", r.stats.tokens_per_s()),
                 format!("{:.2}x", r.stats.tokens_per_s() / base.stats.tokens_per_s().max(1e-9)),
                 format!("{:.1}", r.stats.forwards as f64 / r.total.max(1) as f64),
                 format!("{:.1}", r.stats.mean_rows_per_step()),
                 format!("{:.1}%", 100.0 * r.stats.recompute_fraction()),
                 format!("{:.1}%", 100.0 * r.eos_early as f64 / r.total.max(1) as f64),
+                format!("{:.1}%", 100.0 * r.eos_masked_share / r.total.max(1) as f64),
                 format!("{:.1}%", 100.0 * r.cut_short as f64 / r.total.max(1) as f64),
             ]
         })

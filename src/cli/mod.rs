@@ -159,16 +159,13 @@ pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<
     crate::engine::model_defaults(dir, src, user_sets).map_err(|e| e.to_string())
 }
 
-use crate::engine::declared_params;
-
 /// A `FILE[:name=value,...]` policy spec of bench and eval: the policy, and its settings:
 /// `shared` (kept only where the policy declares the parameter, since one list serves every
 /// policy), then the spec's own, which must all apply.
 pub fn policy_spec(spec: &str, shared: &[String]) -> Result<(Source, Vec<String>), String> {
     let (file, own) = spec.split_once(':').unwrap_or((spec, ""));
     let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
-    let names = declared_params(&src);
-    let mut sets: Vec<String> = shared.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))).cloned().collect();
+    let mut sets = crate::engine::sets_for(&src, shared);
     sets.extend(own.split(',').filter(|s| !s.is_empty()).map(String::from));
     Ok((src, sets))
 }

@@ -193,7 +193,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         pb.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tokens {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
         pb
     });
-    let printed = Rc::new(RefCell::new(String::new()));
+    let printed = Rc::new(RefCell::new(crate::chat::AppendText::default()));
     let mut streamer = (a.stream && !a.json).then(|| Streamer { tok: tok.clone(), stops: stops.clone(), printed: printed.clone() });
     let pb2 = bar.clone();
     let on_step: Option<Box<dyn FnMut(&Progress)>> = (bar.is_some() || streamer.is_some() || visual.is_some()).then(|| {
@@ -255,7 +255,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     for (i, text) in texts.iter().enumerate() {
         match text {
             // Streamed: finish the line with whatever the last steps added.
-            Some(t) if a.stream => println!("{}", t.strip_prefix(printed.borrow().as_str()).unwrap_or("")),
+            Some(t) if a.stream => println!("{}", t.strip_prefix(printed.borrow().sent()).unwrap_or("")),
             Some(t) => println!("{t}"),
             None => println!("{}", answers[i].iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")),
         }
@@ -297,29 +297,21 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
 struct Streamer {
     tok: Option<Arc<TextTokenizer>>,
     stops: Vec<u32>,
-    printed: Rc<RefCell<String>>,
+    printed: Rc<RefCell<crate::chat::AppendText>>,
 }
 
 impl Streamer {
     fn show(&mut self, canvas: &[u32], mask: u32, bar: Option<&indicatif::ProgressBar>) {
         let Some(tok) = &self.tok else { return };
-        let stable = canvas.iter().position(|&x| x == mask).unwrap_or(canvas.len());
-        let prefix = &canvas[..stable.min(answer_len(canvas, &self.stops))];
-        let Ok(text) = tok.decode(prefix) else { return };
-        let mut printed = self.printed.borrow_mut();
-        // A byte-level tokenizer may still be mid-character: wait until the text extends
-        // what is on screen.
-        if let Some(new) = text.strip_prefix(printed.as_str()).filter(|n| !n.is_empty()) {
-            let write = || {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(new.as_bytes());
-                let _ = out.flush();
-            };
-            match bar {
-                Some(pb) => pb.suspend(write),
-                None => write(),
-            }
-            *printed = text;
+        let Some(new) = self.printed.borrow_mut().advance(tok, canvas, mask, &self.stops) else { return };
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(new.as_bytes());
+            let _ = out.flush();
+        };
+        match bar {
+            Some(pb) => pb.suspend(write),
+            None => write(),
         }
     }
 }

@@ -55,9 +55,8 @@ fn prompt_of(line: &str) -> Result<Prompt<'_>, String> {
 
 /// Every prompt's rendering, one after another.
 fn snapshot_of(engine: &Engine, src: &Source, prompts: &[String], sets: &[String]) -> Result<String, String> {
-    let own = crate::engine::declared_params(src);
     // One --set list serves every policy of a folder: keep what this policy declares.
-    let sets: Vec<String> = sets.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| own.iter().any(|d| d == k.trim()))).cloned().collect();
+    let sets = crate::engine::sets_for(src, sets);
     let mut parts = Vec::new();
     for p in prompts {
         parts.push(decode(engine, src, prompt_of(p)?, &sets).map_err(|e| e.to_string())?);
@@ -77,8 +76,9 @@ fn inner(a: SnapshotArgs) -> Result<i32, String> {
     if prompts.is_empty() {
         prompts = DEFAULT_PROMPTS.iter().map(|s| s.to_string()).collect();
     }
-    let names = crate::engine::declared_params(&src);
-    if let Some(bad) = a.sets.iter().find(|s| !s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))) {
+    let known = crate::engine::sets_for(&src, &a.sets);
+    if let Some(bad) = a.sets.iter().find(|s| !known.contains(s)) {
+        let names = crate::engine::declared_params(&src);
         return Err(format!("--set {bad}: {} declares no such parameter (it has: {})", path.display(), names.join(", ")));
     }
     print!("{}", snapshot_of(&engine, &src, &prompts, &a.sets)?);

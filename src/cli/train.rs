@@ -19,8 +19,12 @@ pub struct TrainArgs {
     heldout: Option<PathBuf>,
     #[arg(long)]
     gen_min: Option<usize>,
+    /// Length of the learning-rate schedule (and of the run, unless --stop-after).
     #[arg(long)]
     steps: Option<usize>,
+    /// End after N steps, keeping the schedule of --steps.
+    #[arg(long)]
+    stop_after: Option<usize>,
     #[arg(long)]
     batch: Option<usize>,
     #[arg(long)]
@@ -74,6 +78,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
         out: a.out.clone().unwrap_or(d.out.clone()),
         gen_min: a.gen_min.unwrap_or(d.gen_min),
         steps: a.steps.unwrap_or(d.steps),
+        stop_after: a.stop_after.or(if a.steps.is_some() { None } else { d.stop_after }),
         batch: a.batch.unwrap_or(d.batch),
         lr: a.lr.unwrap_or(d.lr),
         seed: a.seed.unwrap_or(d.seed),
@@ -105,7 +110,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     let eval_every = a.eval_every;
     let mut on_progress = |p: &train::Progress, vm: &candle_nn::VarMap| -> crate::error::Result<()> {
         eprintln!("step {:>6}  loss {:.4}  lr {:.2e}  {:.0}s", p.step, p.loss, p.lr, p.elapsed_s);
-        if eval_every > 0 && p.step % eval_every == 0 && p.step < o.steps {
+        if eval_every > 0 && p.step % eval_every == 0 && p.step < o.stop_after.map_or(o.steps, |n| n.min(o.steps)) {
             train::save(vm, &out)?;
             let acc = probe_accuracy(&out, &probe)?;
             eprintln!("step {:>6}  held-out exact match (no cache, {} tasks): {:.1}%", p.step, probe.len(), 100.0 * acc);

@@ -248,7 +248,7 @@ fn progress(engine: &Engine, jobs: &[&Job], cancel: Arc<AtomicBool>, metrics: Ar
     let tok = engine.tokenizer.clone();
     let stops = engine.stops.clone();
     let mut last = Instant::now();
-    let mut printed = vec![String::new(); jobs.len()];
+    let mut appended = vec![crate::chat::AppendText::default(); jobs.len()];
     let mut gone = vec![false; jobs.len()];
     Box::new(move |p: &Progress| {
         let now = Instant::now();
@@ -277,14 +277,8 @@ fn progress(engine: &Engine, jobs: &[&Job], cancel: Arc<AtomicBool>, metrics: Ar
                     let _ = events[i].send(Event::Canvas { step: p.steps, tokens });
                 }
                 (StreamMode::Append, Some(tok)) => {
-                    let stable = canvas.iter().position(|&x| x == p.mask_id).unwrap_or(canvas.len());
-                    let prefix = &canvas[..stable.min(answer_len(canvas, &stops))];
-                    if let Ok(text) = tok.decode(prefix) {
-                        // A byte-level tokenizer may be mid-character: wait until the text extends.
-                        if let Some(new) = text.strip_prefix(printed[i].as_str()).filter(|n| !n.is_empty()) {
-                            let _ = events[i].send(Event::Delta(new.to_string()));
-                            printed[i] = text;
-                        }
+                    if let Some(new) = appended[i].advance(tok, canvas, p.mask_id, &stops) {
+                        let _ = events[i].send(Event::Delta(new));
                     }
                 }
                 (StreamMode::Append, None) => {}

@@ -175,7 +175,8 @@ pub fn sample_any(rng: &mut impl Rng) -> Example {
 }
 
 /// `n` distinct examples, an equal share of every kind in `kinds` (all of [`KINDS`] when
-/// empty), from `seed`: the held-out set.
+/// empty), from `seed`: the held-out set. Listed round-robin over the kinds, so the first N
+/// lines (`d2c eval --limit N`) are a balanced sample.
 pub fn heldout(seed: u64, n: usize, kinds: &[String]) -> Vec<Example> {
     let kinds: Vec<&str> = if kinds.is_empty() { KINDS.to_vec() } else { kinds.iter().map(|s| s.as_str()).collect() };
     use rand::SeedableRng;
@@ -190,12 +191,14 @@ pub fn heldout(seed: u64, n: usize, kinds: &[String]) -> Vec<Example> {
             tries += 1;
             let ex = sample(kind, &mut rng);
             if seen.insert(ex.prompt.clone()) {
-                out.push(ex);
+                out.push((got, ex));
                 got += 1;
             }
         }
     }
-    out
+    // Stable: kind order within each round is the order of `kinds`.
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, e)| e).collect()
 }
 
 #[cfg(test)]

@@ -24,6 +24,6 @@ ldd /tmp/d2c | grep -E "not found|cublas|cuda" | tee -a "$OUT/gpu.txt"
 echo "== parity on the GPU (f32)" | tee "$OUT/parity.txt"
 timeout 240 /tmp/parity --test-threads 1 2>&1 | tee -a "$OUT/parity.txt" | grep -E "^test |mismatches|test result"
 echo "== LLaDA-8B shape, bf16, p128/g256/b32" | tee "$OUT/bench.txt"
-timeout 200 /tmp/d2c --device cpu make-model --preset llada-8b --out /tmp/llada8b 2>&1 | tail -2 | tee -a "$OUT/bench.txt"
+timeout 200 /tmp/d2c --device cpu make-model --preset llada-8b --bf16 --out /tmp/llada8b 2>&1 | tail -2 | tee -a "$OUT/bench.txt"
 timeout 300 /tmp/d2c --device cuda bench --model /tmp/llada8b --dtype bf16 --prompt-len 128 --gen-length 256 --block-length 32 \
   --policies policies/fast-dllm-dual.pol policies/d2cache.pol --markdown 2>&1 | tee -a "$OUT/bench.txt"

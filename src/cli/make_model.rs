@@ -57,6 +57,10 @@ pub struct MakeModelArgs {
     max_seq: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Store the safetensors weights in bf16 (half the file; what a GPU run loads with
+    /// `--dtype bf16`). The random values are drawn in f32 either way.
+    #[arg(long)]
+    bf16: bool,
 }
 
 pub fn run(a: MakeModelArgs) -> i32 {
@@ -127,7 +131,7 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
         Some(Preset::Llada8b) => 32,
         None => a.kv_heads.unwrap_or(if s.family == MakeFamily::Dream { 4 } else { s.heads }),
     };
-    let a = &MakeModelArgs { out: a.out.clone(), preset: a.preset, gguf: a.gguf, family: s.family, d_model: s.d_model, layers: Some(s.layers), heads: s.heads, kv_heads: Some(kvh), mlp_hidden: s.mlp_hidden, vocab: s.vocab, max_seq: s.max_seq, seed: a.seed };
+    let a = &MakeModelArgs { out: a.out.clone(), preset: a.preset, gguf: a.gguf, family: s.family, d_model: s.d_model, layers: Some(s.layers), heads: s.heads, kv_heads: Some(kvh), mlp_hidden: s.mlp_hidden, vocab: s.vocab, max_seq: s.max_seq, seed: a.seed, bf16: a.bf16 };
     if let Some(dt) = a.gguf {
         let spec = crate::model::transformer::Spec {
             n_layers: s.layers,
@@ -153,7 +157,7 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
     }
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let mut init = Init { rng: <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(a.seed) };
-    let (tensors, mut cfg) = match a.family {
+    let (mut tensors, mut cfg) = match a.family {
         MakeFamily::Llada => llada(a, kvh, &mut init)?,
         MakeFamily::Dream => dream(a, kvh, &mut init)?,
     };
@@ -163,6 +167,12 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
         cfg["eos_token_id"] = serde_json::json!(s.eos);
         cfg["pad_token_id"] = serde_json::json!(s.eos);
         cfg["rope_theta"] = serde_json::json!(s.theta);
+    }
+    if a.bf16 {
+        for t in tensors.values_mut() {
+            *t = t.to_dtype(DType::BF16).map_err(|e| e.to_string())?;
+        }
+        cfg["torch_dtype"] = serde_json::json!("bfloat16");
     }
     candle_core::safetensors::save(&tensors, a.out.join("model.safetensors")).map_err(|e| e.to_string())?;
     std::fs::write(a.out.join("config.json"), serde_json::to_string_pretty(&cfg).unwrap_or_default()).map_err(|e| e.to_string())?;

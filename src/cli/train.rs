@@ -110,7 +110,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     let eval_every = a.eval_every;
     let mut on_progress = |p: &train::Progress, vm: &candle_nn::VarMap| -> crate::error::Result<()> {
         eprintln!("step {:>6}  loss {:.4}  lr {:.2e}  {:.0}s", p.step, p.loss, p.lr, p.elapsed_s);
-        if eval_every > 0 && p.step % eval_every == 0 && p.step < o.stop_after.map_or(o.steps, |n| n.min(o.steps)) {
+        if eval_every > 0 && p.step % eval_every == 0 && p.step < o.last_step() {
             train::save(vm, &out)?;
             let acc = probe_accuracy(&out, &probe)?;
             eprintln!("step {:>6}  held-out exact match (no cache, {} tasks): {:.1}%", p.step, probe.len(), 100.0 * acc);

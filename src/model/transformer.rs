@@ -262,20 +262,6 @@ struct QueryRows {
     index: Tensor,
 }
 
-/// Index of `rows` (B sequences, n positions each) for a head-major K/V write: (B, kvh, n, hd).
-fn kv_index(rows: &[Vec<usize>], kvh: usize, hd: usize) -> (Vec<u32>, (usize, usize, usize, usize)) {
-    let n = rows.first().map_or(0, |r| r.len());
-    let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
-    for r in rows {
-        for _ in 0..kvh {
-            for &p in r {
-                idx.extend(std::iter::repeat(p as u32).take(hd));
-            }
-        }
-    }
-    (idx, (rows.len(), kvh, n, hd))
-}
-
 impl Transformer {
     /// RoPE angles (position x inv_freq, in f32 as the reference computes them) and the K/V
     /// index of the rows at `positions`.
@@ -293,11 +279,24 @@ impl Transformer {
         Ok(QueryRows {
             cos: self.upload(cos, (b, n, hd / 2))?,
             sin: self.upload(sin, (b, n, hd / 2))?,
-            index: {
-                let (idx, shape) = kv_index(positions, self.spec.kv_heads, hd);
-                self.upload(idx, shape)?
-            },
+            index: self.kv_index(positions)?,
         })
+    }
+
+    /// Index of `rows` (B sequences, n positions each) for a head-major K/V write:
+    /// (B, kv_heads, n, head_dim), on the model's device.
+    fn kv_index(&self, rows: &[Vec<usize>]) -> Result<Tensor> {
+        let (kvh, hd) = (self.spec.kv_heads, self.spec.head_dim());
+        let n = rows.first().map_or(0, |r| r.len());
+        let mut idx = Vec::with_capacity(rows.len() * kvh * n * hd);
+        for r in rows {
+            for _ in 0..kvh {
+                for &p in r {
+                    idx.extend(std::iter::repeat(p as u32).take(hd));
+                }
+            }
+        }
+        self.upload(idx, (rows.len(), kvh, n, hd))
     }
 
     /// A host vector as a tensor on the model's device, counted in [`Self::uploads`].

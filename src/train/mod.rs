@@ -109,6 +109,11 @@ impl TrainOptions {
         }
     }
 
+    /// How many steps the run takes: `steps`, or fewer with `stop_after`.
+    pub fn last_step(&self) -> usize {
+        self.stop_after.map_or(self.steps, |n| n.min(self.steps))
+    }
+
     /// Every reason this run cannot start, before anything is written.
     pub fn validate(&self) -> Result<()> {
         if let Some(k) = self.kinds.iter().find(|k| !tasks::all_kinds().contains(&k.as_str())) {
@@ -268,7 +273,7 @@ pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Pr
     let start = Instant::now();
     let mut acc = 0.0;
     let mut queue: Vec<Vec<(Vec<u32>, Vec<u32>)>> = Vec::new();
-    let last = o.stop_after.map_or(o.steps, |n| n.min(o.steps));
+    let last = o.last_step();
     for step in 0..last {
         let lr = lr_at(o, step);
         opt.set_learning_rate(lr);

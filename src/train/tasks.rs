@@ -129,7 +129,7 @@ const WORKED_OPS: usize = 5;
 /// last line's result, so a wrong early result propagates to the end. Results stay in 0..=99
 /// and are written with two digits, so every line has the same layout (see [`sample`]).
 fn worked(rng: &mut impl Rng) -> (String, String) {
-    let two = |x: i64| digits(x as u128, 2).replace(' ', "");
+    let two = |x: i64| format!("{x:02}");
     let mut acc: i64 = rng.gen_range(1..100);
     let mut prompt = two(acc);
     let mut lines = Vec::new();

@@ -3,7 +3,7 @@
 //! attention and FFN only for the rows its [`LayerRows`] names; the other rows add that
 //! layer's cached attention and FFN outputs.
 
-use super::{kv_index, rms_norm, Transformer};
+use super::{rms_norm, Transformer};
 use crate::error::{Error, Result};
 use crate::model::{KvStore, LayerCache, LayerRows, LayeredOutput, LayeredRequest, ResponseRows};
 use candle_core::{DType, Tensor};
@@ -89,10 +89,7 @@ impl Transformer {
                     let pick = least_similar(&v_resp, &cached, k.min(g))?;
                     let resp: Vec<Vec<usize>> = vec![(p..t).collect(); b];
                     let v_heads = v_resp.reshape((b, g, kvh, hd))?.transpose(1, 2)?.contiguous()?;
-                    vc.scatter_set(&{
-                        let (idx, shape) = kv_index(&resp, kvh, hd);
-                        self.upload(idx, shape)?
-                    }, &v_heads, 2)?;
+                    vc.scatter_set(&self.kv_index(&resp)?, &v_heads, 2)?;
                     for (r, sel) in rows.iter_mut().zip(pick) {
                         r.extend(sel.into_iter().map(|i| p + i));
                     }

@@ -4,7 +4,8 @@
 Starts `target/release/d2c serve` on a free port with the shipped model (unless --base-url is
 given), sends N concurrent clients x M requests of the task language (completions, a mix of
 policies), checks every answer against the task's exact answer, and compares the throughput
-with the same requests sent one at a time. Prints a Markdown table.
+with the same requests sent one at a time. Prints a Markdown table; `batch` is the mean over
+requests of the most requests that shared a forward with each.
 
     cargo build --release && python3 scripts/bench-serve.py --clients 32 --requests 8
 """
@@ -57,11 +58,11 @@ def main():
         for (prompt, want), policy in my:
             try:
                 v, dt = post(base, {"prompt": prompt, "policy": policy})
-                got = v["choices"][0]["text"]
+                got, shared = v["choices"][0]["text"], v["d2c"]["batch"]
             except Exception as e:  # counted as lost
-                got, dt = f"error: {e}", float("nan")
+                got, dt, shared = f"error: {e}", float("nan"), 0
             with lock:
-                results.append((policy, got == want, dt))
+                results.append((policy, got == want, dt, shared))
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client, args=(j,)) for j in jobs]
@@ -77,13 +78,15 @@ def main():
         post(base, {"prompt": prompt, "policy": policy})
     seq_rps = len(flat) / (time.perf_counter() - t0)
     total = a.clients * a.requests
-    ok = sum(1 for _, c, _ in results if c)
-    lat = sorted(dt for _, _, dt in results if dt == dt)
+    ok = sum(1 for _, c, _, _ in results if c)
+    lat = sorted(dt for _, _, dt, _ in results if dt == dt)
+    shared = [b for _, _, _, b in results if b]
+    batch = sum(shared) / max(1, len(shared))
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
     rps = total / concurrent_s
-    print(f"| clients x requests | answered | correct | lost | req/s concurrent | req/s sequential | ratio | p50 latency | p99 latency |")
-    print(f"|---|---|---|---|---|---|---|---|---|")
-    print(f"| {a.clients} x {a.requests} | {len(results)} | {ok} | {total - len(results)} | {rps:.1f} | {seq_rps:.1f} | {rps / seq_rps:.2f}x | {p(0.5) * 1000:.0f} ms | {p(0.99) * 1000:.0f} ms |")
+    print(f"| clients x requests | policies | answered | correct | lost | req/s concurrent | req/s sequential | ratio | p50 latency | p99 latency | batch |")
+    print(f"|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| {a.clients} x {a.requests} | {len(policies)} | {len(results)} | {ok} | {total - len(results)} | {rps:.1f} | {seq_rps:.1f} | {rps / seq_rps:.2f}x | {p(0.5) * 1000:.0f} ms | {p(0.99) * 1000:.0f} ms | {batch:.1f} |")
     if server:
         server.terminate()
         server.wait(timeout=60)

@@ -92,3 +92,109 @@ fn with_the_reference_batch_quirk_a_batch_changes_the_rows() {
     });
     assert!(differs, "top_up should have added rows to some sequence");
 }
+
+/// What a member of a mixed batch is: a policy file, its settings, a prompt.
+struct Case {
+    policy: &'static str,
+    sets: &'static [&'static str],
+    prompt: &'static str,
+}
+
+#[test]
+fn requests_of_any_length_policy_and_commit_rule_share_a_batch_and_decode_as_alone() {
+    // Different prompt lengths, gen lengths, block lengths, policies (per-layer dLLM-Cache,
+    // threshold and factor commits, stop_at_eos) in one batch; two members join after three
+    // steps, while the others are mid-block. Each must decode exactly as alone: same tokens,
+    // same commits and recomputed rows at every one of its steps.
+    let engine = Engine::load(None, WeightType::Dense(DType::F32)).unwrap();
+    let cases = [
+        Case { policy: "d2cache", sets: &[], prompt: "27 + 58 =" },
+        Case { policy: "vanilla", sets: &["gen_length=16", "block_length=8"], prompt: "sort 9 4 7 1 3 =" },
+        Case { policy: "fast-dllm-dual", sets: &["gen_length=8", "block_length=4"], prompt: "reverse q u i c k =" },
+        Case { policy: "dllm-cache", sets: &[], prompt: "copy d i f f u s e =" },
+        Case { policy: "parallel", sets: &["stop_at_eos=true"], prompt: "85 + 7 =" },
+        Case { policy: "d2cache-parallel", sets: &["gen_length=12"], prompt: "sort 5 2 8 =" },
+        Case { policy: "parallel-factor", sets: &[], prompt: "reverse a b =" },
+        Case { policy: "fast-dllm-prefix", sets: &["gen_length=16", "block_length=4"], prompt: "copy x y z =" },
+        Case { policy: "d2cache-fixed", sets: &[], prompt: "19 + 21 =" },
+    ];
+    let prepared: Vec<(d2c::plan::Plan, Vec<u32>)> = cases
+        .iter()
+        .map(|c| {
+            let src = Source::read(&format!("policies/{}.pol", c.policy)).unwrap();
+            let own = d2c::engine::declared_params(&src);
+            let sets: Vec<String> = c.sets.iter().map(|s| s.to_string()).filter(|s| own.iter().any(|d| s.starts_with(&format!("{d}=")))).collect();
+            assert_eq!(sets.len(), c.sets.len(), "{}: {:?} not all declared", c.policy, c.sets);
+            let plan = engine.prepare(&src, &sets).unwrap().unwrap_or_else(|_| panic!("{} {:?} does not compile", c.policy, c.sets)).compiled.plan;
+            (plan, engine.encode(c.prompt).unwrap())
+        })
+        .collect();
+    let lengths: std::collections::BTreeSet<usize> = prepared.iter().map(|(_, p)| p.len()).collect();
+    assert!(lengths.len() >= 4, "prompt lengths should differ: {lengths:?}");
+    let opts = || RunOptions { record_details: true, stop_ids: engine.stops.clone(), ..Default::default() };
+    let alone: Vec<_> = prepared.iter().map(|(plan, p)| decode(&engine, plan, std::slice::from_ref(p))).collect();
+
+    let mut batch = d2c::runtime::Batch::new(&engine.model);
+    let mut ids = Vec::new();
+    let late = prepared.len() - 2;
+    for (plan, p) in &prepared[..late] {
+        ids.push(batch.join(plan, vec![p.clone()], opts()).unwrap());
+    }
+    let mut results = std::collections::HashMap::new();
+    let mut steps = 0;
+    let mut widest = 0;
+    while !batch.is_empty() || ids.len() < prepared.len() {
+        if steps == 3 {
+            for (plan, p) in &prepared[late..] {
+                ids.push(batch.join(plan, vec![p.clone()], opts()).unwrap());
+            }
+        }
+        widest = widest.max(batch.len());
+        for (id, r) in batch.step() {
+            results.insert(id, r.unwrap());
+        }
+        steps += 1;
+        assert!(steps < 1000, "the batch never finished");
+    }
+    // Fast members (parallel commits) may be done before the late ones join.
+    assert!(widest >= prepared.len() - 2, "members should have shared steps (at most {widest} did)");
+    for (i, c) in cases.iter().enumerate() {
+        let (b, a) = (&results[&ids[i]], &alone[i]);
+        let what = format!("{} {:?} {:?}", c.policy, c.sets, c.prompt);
+        assert_eq!(b.generated, a.generated, "{what}: tokens");
+        assert_eq!(b.steps.len(), a.steps.len(), "{what}: steps");
+        for (x, y) in b.steps.iter().zip(&a.steps) {
+            assert_eq!(x.committed, y.committed, "{what}: step {} commits", y.step);
+            assert_eq!(x.query_positions, y.query_positions, "{what}: step {} recomputed rows", y.step);
+            assert_eq!(x.layer_rows, y.layer_rows, "{what}: step {} layer rows", y.step);
+            assert_eq!(x.committed_conf, y.committed_conf, "{what}: step {} confidences (bit for bit)", y.step);
+        }
+        assert_eq!(b.stats.forwards, a.stats.forwards, "{what}: forwards");
+    }
+}
+
+#[test]
+fn a_cancelled_member_leaves_at_the_next_step_and_the_others_finish() {
+    let engine = Engine::load(None, WeightType::Dense(DType::F32)).unwrap();
+    let src = Source::read("policies/vanilla.pol").unwrap();
+    let plan = engine.prepare(&src, &[]).unwrap().ok().unwrap().compiled.plan;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut batch = d2c::runtime::Batch::new(&engine.model);
+    let gone = batch.join(&plan, vec![engine.encode("27 + 58 =").unwrap()], RunOptions { cancel: Some(flag.clone()), ..Default::default() }).unwrap();
+    let stays = batch.join(&plan, vec![engine.encode("sort 9 4 7 1 3 =").unwrap()], RunOptions { stop_ids: engine.stops.clone(), ..Default::default() }).unwrap();
+    assert!(batch.step().is_empty());
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let out = batch.step();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, gone);
+    assert!(matches!(out[0].1, Err(d2c::error::Error::Cancelled)));
+    assert_eq!(batch.len(), 1);
+    let mut finished = None;
+    while finished.is_none() {
+        finished = batch.step().pop();
+    }
+    let (id, r) = finished.unwrap();
+    assert_eq!(id, stays);
+    let text = engine.tokenizer.as_ref().unwrap().decode(&r.unwrap().generated[0]).unwrap();
+    assert!(text.starts_with("1 3 4 7 9"), "{text}");
+}

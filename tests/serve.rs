@@ -151,7 +151,11 @@ fn concurrent_requests_are_all_answered() {
             let base = base.clone();
             let (p, want) = prompts[i % prompts.len()];
             std::thread::spawn(move || {
-                let body = format!(r#"{{"prompt": "{p}", "policy": "{}"}}"#, ["d2cache", "vanilla"][i % 2]);
+                // Prompts of four lengths under five policies (threshold commits and
+                // dLLM-Cache's per-layer forwards included), some with a shorter canvas.
+                let policy = ["d2cache", "vanilla", "parallel", "dllm-cache", "fast-dllm-dual"][i % 5];
+                let max = if i % 3 == 0 { r#", "max_tokens": 8"# } else { "" };
+                let body = format!(r#"{{"prompt": "{p}", "policy": "{policy}"{max}}}"#);
                 let r: serde_json::Value = ureq::post(&format!("{base}/v1/completions")).send_string(&body).unwrap().into_json().unwrap();
                 assert_eq!(r["choices"][0]["text"], want, "{p}");
                 r["d2c"]["batch"].as_u64().unwrap()
@@ -159,15 +163,19 @@ fn concurrent_requests_are_all_answered() {
         })
         .collect();
     let batches: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    // Requests waiting together with the same policy and prompt length share a batch.
+    // Requests decoding at the same time share each step's forward, whatever their policy
+    // and length (tests/batching.rs checks that this changes none of their tokens).
     assert!(batches.iter().any(|&b| b > 1), "{batches:?}");
-    assert!(s.get("/metrics").contains("d2c_batches_total"));
+    let metrics = s.get("/metrics");
+    let shared = metrics.lines().find_map(|l| l.strip_prefix("d2c_batches_total ")).and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(shared.is_some_and(|n| n > 0), "{metrics}");
 }
 
 #[test]
 fn a_full_queue_answers_429_with_retry_after() {
-    // Queue of one, a slow request holding the decoder: the third concurrent request cannot wait.
-    let s = Server::start(&["--queue", "1"]);
+    // One request decoding at a time, a queue of one, slow requests: of six concurrent
+    // requests, those arriving while one decodes and one waits cannot wait.
+    let s = Server::start(&["--queue", "1", "--max-batch", "1"]);
     let base = s.base.clone();
     let slow = r#"{"prompt": "27 + 58 =", "max_tokens": 96, "policy": "vanilla"}"#;
     let busy: Vec<_> = (0..6).map(|_| {

@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Print a Markdown table.
     #[arg(long)]
     markdown: bool,
+    /// Step-level batching: N requests with prompts of different lengths (--prompt-len down
+    /// to half of it) decoded one after another and then as one batch, per policy.
+    #[arg(long)]
+    concurrent: Option<usize>,
 }
 
 struct Row {
@@ -118,6 +122,19 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
         a.policies = CACHE_POLICIES.iter().map(|s| s.to_string()).collect();
     }
     let (gen_length, block_length) = (a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32));
+    if let Some(n) = a.concurrent {
+        let (model, _) = load_model(&dir, a.dtype)?;
+        let info = model.info().clone();
+        let prompts: Vec<Vec<u32>> = (0..n.max(1)).map(|i| random_prompt(&info, a.prompt_len - i * a.prompt_len / (2 * n.max(1)), a.seed + i as u64)).collect();
+        let mut shared = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];
+        shared.extend(a.sets.iter().cloned());
+        let specs: Vec<String> = std::iter::once(a.baseline.clone()).chain(a.policies.iter().cloned()).collect();
+        let lines = super::bench_batch::compare(&model, &specs, &shared, &prompts)?;
+        let lens: Vec<String> = prompts.iter().map(|p| p.len().to_string()).collect();
+        println!("model: {} layers, d_model {}; {} requests, prompts of {} tokens; gen {gen_length}, block {block_length}; {}", info.n_layers, info.d_model, prompts.len(), lens.join("/"), a.dtype.name());
+        super::print_table(&super::bench_batch::HEADER, &lines, a.markdown);
+        return Ok(EXIT_OK);
+    }
     let dtypes = if a.dtypes.is_empty() { vec![a.dtype] } else { a.dtypes.clone() };
     let mut rows = Vec::new();
     let mut info = None;
@@ -138,11 +155,7 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
 fn run_policies(a: &BenchArgs, model: &crate::model::Transformer, info: &crate::model::ModelInfo, dt: Dtype, tag: bool, gen_length: usize, block_length: usize, rows: &mut Vec<Row>) -> Result<(), String> {
     let prompt = match &a.prompt_ids {
         Some(s) => parse_ids(s)?,
-        None => {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
-            let hi = (info.mask_id.min(info.eos_id) as usize).min(info.logits_width).max(2);
-            (0..a.prompt_len).map(|_| rng.gen_range(1..hi) as u32).collect()
-        }
+        None => random_prompt(info, a.prompt_len, a.seed),
     };
     for spec in std::iter::once(&a.baseline).chain(a.policies.iter()) {
         let mut shared = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];
@@ -158,6 +171,13 @@ fn run_policies(a: &BenchArgs, model: &crate::model::Transformer, info: &crate::
         rows.push(Row { name, out, weights: model.weight_bytes() });
     }
     Ok(())
+}
+
+/// A seeded prompt of `len` ids that are neither mask nor EOS.
+fn random_prompt(info: &crate::model::ModelInfo, len: usize, seed: u64) -> Vec<u32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let hi = (info.mask_id.min(info.eos_id) as usize).min(info.logits_width).max(2);
+    (0..len.max(1)).map(|_| rng.gen_range(1..hi) as u32).collect()
 }
 
 fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prompt_len: usize) {

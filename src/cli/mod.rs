@@ -2,6 +2,7 @@
 //! they share (loading a model, compiling a policy and printing its diagnostics).
 
 mod bench;
+mod bench_batch;
 mod bench_layers;
 mod check;
 mod compile;

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// with Retry-After.
     #[arg(long, default_value_t = 256)]
     queue: usize,
+    /// Most requests decoding at once (sharing each step's forward); more wait in the queue.
+    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_BATCH)]
+    max_batch: usize,
     /// Seconds a request may take, waiting included (then 504).
     #[arg(long, default_value_t = 300.0)]
     timeout_s: f64,
@@ -59,6 +62,7 @@ pub fn run(a: ServeArgs) -> i32 {
             policy_dir: a.policy_dir,
             default_policy: a.default_policy,
             queue: a.queue,
+            max_batch: a.max_batch,
             timeout: Duration::try_from_secs_f64(a.timeout_s).unwrap_or(Duration::MAX),
             max_body_bytes: a.max_body_bytes,
         };

@@ -134,13 +134,29 @@ impl Proj {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (y, bias) = match self {
-            Proj::Dense { w, bias } => (dense(x, w)?, bias),
-            Proj::Quant { w, mm, bias } => {
-                let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-                let y = if rows >= dequantize_from_rows(w.dtype()) { dense(x, &w.dequantize(&x.device().clone())?)? } else { mm.forward(x)? };
-                (y, bias)
-            }
+        let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+        self.forward_with(x, self.kernel(x, rows))
+    }
+
+    /// The kernel a call with `rows` rows of activations like `x` runs on.
+    pub fn kernel(&self, x: &Tensor, rows: usize) -> Kernel {
+        match self {
+            Proj::Dense { w, .. } if own_kernel_fits(x, w) && rows < OWN_GEMM_BELOW_ROWS => Kernel::Own,
+            Proj::Dense { .. } => Kernel::Gemm,
+            Proj::Quant { w, .. } if rows >= dequantize_from_rows(w.dtype()) => Kernel::Dequantized,
+            Proj::Quant { .. } => Kernel::Quantized,
+        }
+    }
+
+    /// y = x Wᵀ (+ b) on `kernel` (one [`Proj::kernel`] chose for this projection), whatever
+    /// the row count: rows stacked from several forwards then get exactly the result each
+    /// would get alone, where the kernel computes every row independently of the others.
+    pub fn forward_with(&self, x: &Tensor, kernel: Kernel) -> Result<Tensor> {
+        let (y, bias) = match (self, kernel) {
+            (Proj::Dense { w, bias }, Kernel::Own) => (own_f32(x, w)?.map_or_else(|| gemm(x, w), Ok)?, bias),
+            (Proj::Dense { w, bias }, _) => (gemm(x, w)?, bias),
+            (Proj::Quant { w, bias, .. }, Kernel::Dequantized | Kernel::Gemm | Kernel::Own) => (dense(x, &w.dequantize(&x.device().clone())?)?, bias),
+            (Proj::Quant { mm, bias, .. }, Kernel::Quantized) => (mm.forward(x)?, bias),
         };
         Ok(match bias {
             Some(b) => y.broadcast_add(b)?,
@@ -165,10 +181,41 @@ impl Proj {
     }
 }
 
-fn dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if let Some(y) = few_rows_f32(x, w)? {
-        return Ok(y);
+/// What computes a projection's rows. Stacking rows of several forwards into one call is
+/// exact (each row's result as alone) when they share a kernel that computes every row
+/// independently: [`Kernel::Own`] and [`Kernel::Quantized`] do; candle's gemm may choose its
+/// blocking by the row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// [`super::gemm::xwt`]: f32 on the CPU, few rows.
+    Own,
+    /// candle's dense matmul.
+    Gemm,
+    /// candle's quantized matmul (activations quantized per row).
+    Quantized,
+    /// The quantized weight dequantized, then candle's dense matmul.
+    Dequantized,
+}
+
+impl Kernel {
+    /// Whether rows stacked into one call get exactly the result each gets alone.
+    pub fn row_independent(self) -> bool {
+        matches!(self, Kernel::Own | Kernel::Quantized)
     }
+}
+
+/// x·Wᵀ on whichever dense kernel suits the row count.
+fn dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+    if rows < OWN_GEMM_BELOW_ROWS {
+        if let Some(y) = own_f32(x, w)? {
+            return Ok(y);
+        }
+    }
+    gemm(x, w)
+}
+
+fn gemm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let wt = match *x.dims() {
         [b1, b2, _, _] => w.broadcast_left((b1, b2))?.t()?,
         [b, _, _] => w.broadcast_left(b)?.t()?,
@@ -182,14 +229,16 @@ fn dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// --profile`: 72-95 against 37-67 GFLOP/s at 32-64 rows; even at 128, candle ahead at 384).
 const OWN_GEMM_BELOW_ROWS: usize = 256;
 
-/// x·Wᵀ on the own kernel when both are f32 on the CPU and x has few rows; None otherwise.
-fn few_rows_f32(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+/// Both f32 on the CPU, the weight contiguous: what [`super::gemm::xwt`] reads.
+fn own_kernel_fits(x: &Tensor, w: &Tensor) -> bool {
+    x.dtype() == DType::F32 && w.dtype() == DType::F32 && x.device().is_cpu() && w.is_contiguous() && w.rank() == 2
+}
+
+/// x·Wᵀ on the own kernel (any row count), or None when x and W are not what it reads.
+fn own_f32(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let (n, k) = w.dims2()?;
     let rows = x.elem_count() / k.max(1);
-    if x.dtype() != DType::F32 || w.dtype() != DType::F32 || rows >= OWN_GEMM_BELOW_ROWS || x.dims().last() != Some(&k) {
-        return Ok(None);
-    }
-    if !x.device().is_cpu() || !w.is_contiguous() {
+    if !own_kernel_fits(x, w) || x.dims().last() != Some(&k) {
         return Ok(None);
     }
     let x = x.contiguous()?;

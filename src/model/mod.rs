@@ -217,6 +217,13 @@ pub trait DiffusionModel {
     /// A zeroed K/V store for `batch` sequences of `len` positions.
     fn new_kv_store(&self, batch: usize, len: usize) -> Result<KvStore>;
     fn forward(&self, req: &ForwardRequest, kv: &mut KvStore) -> Result<ForwardOutput>;
+    /// Several independent forwards in one step (requests of different lengths, each with its
+    /// own K/V store), each output exactly what [`DiffusionModel::forward`] gives it alone. A
+    /// model may share work between them (the weights streamed once); this default runs them
+    /// one after another.
+    fn forward_many(&self, parts: &mut [(&ForwardRequest, &mut KvStore)]) -> Result<Vec<ForwardOutput>> {
+        parts.iter_mut().map(|(req, kv)| self.forward(req, kv)).collect()
+    }
     /// Zeroed per-layer attention/FFN output caches for [`DiffusionModel::forward_layered`].
     fn new_layer_cache(&self, _batch: usize, _len: usize) -> Result<LayerCache> {
         Err(crate::error::Error::Other(format!("{} does not support per-layer caches", self.info().arch)))

@@ -10,7 +10,7 @@
 mod layered;
 
 use super::kv::KvStore;
-use super::linear::{Embed, Proj, WeightType};
+use super::linear::{Embed, Kernel, Proj, WeightType};
 use super::{DiffusionModel, ForwardOutput, ForwardRequest, LayerCache, LayeredOutput, LayeredRequest, ModelInfo};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -230,28 +230,96 @@ impl DiffusionModel for Transformer {
     }
 
     fn forward(&self, req: &ForwardRequest, kv: &mut KvStore) -> Result<ForwardOutput> {
-        let (b, nq, nl) = self.check(req, kv)?;
+        let mut outs = self.forward_many(&mut [(req, kv)])?;
+        outs.pop().ok_or_else(|| Error::Other("forward returned no output".into()))
+    }
+
+    /// The rows of every part flow through the blocks as one (rows, d) matrix: norms,
+    /// residuals, the FFN and the projections run once for the whole batch (the weights
+    /// stream from memory once per step), and only attention runs per part, over the part's
+    /// own K/V store. Each part gets exactly its result alone where the projections' kernel
+    /// computes rows independently ([`Transformer::project`]).
+    fn forward_many(&self, parts: &mut [(&ForwardRequest, &mut KvStore)]) -> Result<Vec<ForwardOutput>> {
         let (h, d) = (self.spec.n_heads, self.spec.d_model);
-        let dev = &self.device;
-        let rows = self.query_rows(&req.positions)?;
-        let mut x = self.embed(&req.ids)?;
-        let mut attention = Vec::new();
-        for (l, blk) in self.blocks.iter().enumerate() {
-            let (o, att) = self.attend(l, blk, &rms_norm(&x, &blk.attn_norm, self.spec.rms_eps)?, &rows, kv)?;
-            if req.want_attention {
-                // Head mean as a (1 x h) @ (h x nq*T) product: candle's reduction over a
-                // middle dimension is an order of magnitude slower.
-                let t_len = att.dim(3)?;
-                let w = Tensor::full(1.0f32 / h as f32, (b, 1, h), dev)?;
-                attention.push(w.matmul(&att.reshape((b, h, nq * t_len))?)?.reshape((b, nq, t_len))?);
-            }
-            x = (x + o)?;
-            x = (&x + self.ffn(blk, &x)?)?;
+        // Whatever a failed forward left uncounted is not this one's.
+        self.uploads.take();
+        let mut shapes = Vec::with_capacity(parts.len());
+        let mut rows = Vec::with_capacity(parts.len());
+        let mut uploads = Vec::with_capacity(parts.len());
+        for (req, kv) in parts.iter() {
+            shapes.push(self.check(req, kv)?);
+            rows.push(self.query_rows(&req.positions)?);
+            uploads.push(self.uploads.take());
         }
-        let sel: Vec<u32> = (0..b).flat_map(|s| req.logit_rows[s].iter().map(move |&r| (s * nq + r) as u32)).collect();
-        let xs = x.reshape((b * nq, d))?.index_select(&self.upload(sel, b * nl)?, 0)?;
-        let logits = self.logits(&xs)?.reshape((b, nl, self.spec.emb_rows))?;
-        Ok(ForwardOutput { logits, attention, uploads: self.uploads.take() })
+        let counts: Vec<usize> = shapes.iter().map(|&(b, nq, _)| b * nq).collect();
+        let ids: Vec<u32> = parts.iter().flat_map(|(req, _)| req.ids.iter().flatten().copied()).collect();
+        let n_all = ids.len();
+        let mut x = self.embed.rows(&self.upload(ids, n_all)?, self.dtype)?;
+        let mut attention: Vec<Vec<Tensor>> = vec![Vec::new(); parts.len()];
+        for (l, blk) in self.blocks.iter().enumerate() {
+            let hn = rms_norm(&x, &blk.attn_norm, self.spec.rms_eps)?;
+            let qkv = self.project(&blk.qkv, &hn, &counts)?;
+            let mut merged = Vec::with_capacity(parts.len());
+            let mut at = 0;
+            for (i, (req, kv)) in parts.iter().enumerate() {
+                let (b, nq, _) = shapes[i];
+                let part = qkv.narrow(0, at, counts[i])?.reshape((b, nq, qkv.dim(1)?))?;
+                at += counts[i];
+                let (o, att) = self.attention(l, &part, &rows[i], kv)?;
+                merged.push(o.reshape((counts[i], d))?);
+                if req.want_attention {
+                    // Head mean as a (1 x h) @ (h x nq*T) product: candle's reduction over a
+                    // middle dimension is an order of magnitude slower.
+                    let t_len = att.dim(3)?;
+                    let w = Tensor::full(1.0f32 / h as f32, (b, 1, h), &self.device)?;
+                    attention[i].push(w.matmul(&att.reshape((b, h, nq * t_len))?)?.reshape((b, nq, t_len))?);
+                }
+            }
+            let merged = if merged.len() == 1 { merged.remove(0) } else { Tensor::cat(&merged, 0)? };
+            x = (x + self.project(&blk.o, &merged, &counts)?)?;
+            x = (&x + self.ffn_rows(blk, &x, &counts)?)?;
+        }
+        // The rows whose logits are wanted, part after part.
+        let mut sel = Vec::new();
+        let mut at = 0;
+        for (i, (req, _)) in parts.iter().enumerate() {
+            let (b, nq, _) = shapes[i];
+            sel.extend((0..b).flat_map(|s| req.logit_rows[s].iter().map(move |&r| (at + s * nq + r) as u32)));
+            at += counts[i];
+        }
+        let picked: Vec<usize> = shapes.iter().map(|&(b, _, nl)| b * nl).collect();
+        let n_sel = sel.len();
+        let xs = rms_norm(&x.index_select(&self.upload(sel, n_sel)?, 0)?, &self.final_norm, self.spec.rms_eps)?;
+        let logits = self.project(&self.head, &xs, &picked)?.to_dtype(DType::F32)?;
+        let shared = self.uploads.take();
+        let mut out = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for (i, attention) in attention.into_iter().enumerate() {
+            let (b, _, nl) = shapes[i];
+            let part = logits.narrow(0, at, picked[i])?.reshape((b, nl, self.spec.emb_rows))?;
+            at += picked[i];
+            out.push(ForwardOutput { logits: part, attention, uploads: uploads[i] + shared });
+        }
+        Ok(out)
+    }
+}
+
+impl Transformer {
+    /// `proj` over stacked rows `x` (rows, in) made of parts of `counts` rows. One call when
+    /// every part would run on the same row-independent kernel alone (each part's rows then
+    /// come out exactly as alone); otherwise each part on its own kernel.
+    fn project(&self, proj: &Proj, x: &Tensor, counts: &[usize]) -> Result<Tensor> {
+        let kernels: Vec<Kernel> = counts.iter().map(|&r| proj.kernel(x, r)).collect();
+        if counts.len() == 1 || (kernels[0].row_independent() && kernels.iter().all(|&k| k == kernels[0])) {
+            return proj.forward_with(x, kernels[0]);
+        }
+        let mut at = 0;
+        let mut ys = Vec::with_capacity(counts.len());
+        for (&r, &k) in counts.iter().zip(&kernels) {
+            ys.push(proj.forward_with(&x.narrow(0, at, r)?, k)?);
+            at += r;
+        }
+        Ok(Tensor::cat(&ys, 0)?)
     }
 }
 
@@ -308,19 +376,29 @@ impl Transformer {
     /// The attention sub-block for the normed query rows `hn` (B, n, d): writes their K/V
     /// into layer `l` of the store, attends over every cached row, and returns the
     /// out-projected output (B, n, d) and the attention probabilities (B, h, n, T), f32.
+    fn attend(&self, l: usize, blk: &Block, hn: &Tensor, rows: &QueryRows, kv: &KvStore) -> Result<(Tensor, Tensor)> {
+        self.lap("attn norm");
+        let qkv = blk.qkv.forward(hn)?;
+        self.lap("q/k/v matmul");
+        let (o, att) = self.attention(l, &qkv, rows, kv)?;
+        let out = blk.o.forward(&o)?;
+        self.lap("o matmul");
+        Ok((out, att))
+    }
+
+    /// Attention of the projected rows `qkv` (B, n, d + 2 kv_dim): RoPE, their K/V written
+    /// into layer `l` of the store, scores over every cached row; returns the heads merged
+    /// (B, n, d), before the out-projection, and the probabilities (B, h, n, T), f32.
     ///
     /// Grouped-query attention without repeating K/V: the `h / kvh` query heads that share a
     /// K/V head are stacked as extra query rows of one (B, kvh, g*n, hd) x (B, kvh, hd, T)
     /// product.
-    fn attend(&self, l: usize, blk: &Block, hn: &Tensor, rows: &QueryRows, kv: &KvStore) -> Result<(Tensor, Tensor)> {
+    fn attention(&self, l: usize, qkv: &Tensor, rows: &QueryRows, kv: &KvStore) -> Result<(Tensor, Tensor)> {
         let (h, kvh, hd, d) = (self.spec.n_heads, self.spec.kv_heads, self.spec.head_dim(), self.spec.d_model);
         let group = h / kvh;
-        let (b, n, _) = hn.dims3()?;
+        let (b, n, _) = qkv.dims3()?;
         let heads = |t: Tensor, k: usize| -> Result<Tensor> { Ok(t.reshape((b, n, k, hd))?.transpose(1, 2)?.contiguous()?) };
         let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &rows.cos, &rows.sin)?.to_dtype(self.dtype)?) };
-        self.lap("attn norm");
-        let qkv = blk.qkv.forward(hn)?;
-        self.lap("q/k/v matmul");
         let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
         let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
         let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
@@ -337,9 +415,7 @@ impl Transformer {
         self.lap("softmax");
         let o = att.to_dtype(self.dtype)?.matmul(vc)?.reshape((b, h, n, hd))?.transpose(1, 2)?.reshape((b, n, d))?;
         self.lap("att.V + merge heads");
-        let out = blk.o.forward(&o)?;
-        self.lap("o matmul");
-        Ok((out, att.reshape((b, h, n, t_len))?))
+        Ok((o, att.reshape((b, h, n, t_len))?))
     }
 
     /// Charge the time since the last lap to `op` (only while profiling).
@@ -356,14 +432,19 @@ impl Transformer {
 
     /// The FFN sub-block's output for rows `x` (B, n, d), before the residual add.
     fn ffn(&self, blk: &Block, x: &Tensor) -> Result<Tensor> {
+        let rows = x.elem_count() / self.spec.d_model.max(1);
+        self.ffn_rows(blk, x, &[rows])
+    }
+
+    /// The FFN sub-block for stacked rows `x` made of parts of `counts` rows.
+    fn ffn_rows(&self, blk: &Block, x: &Tensor, counts: &[usize]) -> Result<Tensor> {
         let hn = rms_norm(x, &blk.ffn_norm, self.spec.rms_eps)?;
         self.lap("residual + ffn norm");
-        let gu = blk.gate_up.forward(&hn)?;
+        let gu = self.project(&blk.gate_up, &hn, counts)?;
         self.lap("gate/up matmul");
-        let ff = gu.dim(2)? / 2;
-        let act = swiglu(&gu, ff)?;
+        let act = swiglu(&gu, gu.dim(gu.rank() - 1)? / 2)?;
         self.lap("silu * up");
-        let out = blk.down.forward(&act)?;
+        let out = self.project(&blk.down, &act, counts)?;
         self.lap("down matmul");
         Ok(out)
     }

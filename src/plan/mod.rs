@@ -267,9 +267,10 @@ impl Plan {
         !self.refresh.rows.is_empty()
     }
 
-    /// True when every sequence of a batch commits the same number of tokens at every step
-    /// and none stops early, so a batch's sequences step through their blocks together (the
-    /// condition for `d2c serve` to decode requests together).
+    /// True when every sequence of a multi-sequence decode commits the same number of tokens
+    /// at every step and none stops early, so its sequences step through their blocks
+    /// together. (Served requests do not need it: each is its own member of a
+    /// [`crate::runtime::Batch`].)
     pub fn decodes_in_lockstep(&self) -> bool {
         matches!(self.commit.rule, CommitRule::TopN { .. }) && !self.schedule.stop_at_eos.as_bool().unwrap_or(true)
     }

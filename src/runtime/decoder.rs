@@ -1,7 +1,9 @@
-//! The decoder's state and the phases of one step, in the order [`super::generate`] runs
-//! them: [`Decoder::rows`] (which rows to push), [`Decoder::forward`], [`Decoder::commit`]
-//! (row statistics, scores, the commit rule, confidence cache, rollout importance),
-//! [`Decoder::refresh`] (the next step's rows) and [`Decoder::account`].
+//! One decode's state (its plan, prompts, canvas, K/V store and caches) and the phases of
+//! one step, in the order [`super::batch::Batch::step`] runs them: [`Decoder::next_step`]
+//! (which rows to push, block after block), the forward ([`Decoder::request`] /
+//! [`Decoder::receive`] when the batch runs it, [`Decoder::forward`] alone), then
+//! [`Decoder::finish_step`]: the commit (row statistics, scores, the commit rule, confidence
+//! cache, rollout importance), the refresh (the next step's rows) and the accounting.
 //!
 //! Shifted logits (Dream) are handled through [`RowMap`] only: the forward asks for the rows
 //! whose logits decide masked positions, and the commit reads them back by position.
@@ -14,7 +16,7 @@ use super::sampling::{row_stat, RowStat};
 use super::scores::{eval, DensityMemo, ScoreInputs};
 use super::select::commit;
 use crate::error::{Error, Result};
-use crate::model::{DiffusionModel, ForwardRequest, KvStore, LayerCache, LayeredRequest, ModelInfo};
+use crate::model::{DiffusionModel, ForwardOutput, ForwardRequest, KvStore, LayerCache, LayeredRequest, ModelInfo};
 use crate::plan::{FullWhen, Plan, RolloutMode, RowOp, Score, Window};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -22,10 +24,15 @@ use std::time::Duration;
 
 pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     model: &'a M,
-    plan: &'a Plan,
+    plan: Plan,
     cfg: Setup,
     info: ModelInfo,
-    prompts: &'a [Vec<u32>],
+    prompts: Vec<Vec<u32>>,
+    /// The semi-autoregressive blocks as [start, end) canvas ranges, the one being decoded,
+    /// and whether its first step is still to come.
+    blocks: Vec<(usize, usize)>,
+    block_at: usize,
+    first_in_block: bool,
     /// Where the model reads logits for each canvas position.
     logits_map: RowMap,
     /// Where the refresh rules put a position's prediction (the policy may turn the shift off).
@@ -66,6 +73,13 @@ pub(super) struct StepRows {
     real: Vec<usize>,
 }
 
+impl StepRows {
+    /// Rows this step pushes through the model, over its sequences.
+    pub(super) fn row_count(&self) -> usize {
+        self.padded.iter().map(Vec::len).sum()
+    }
+}
+
 /// What a forward returns, on the host.
 pub(super) struct Fresh {
     /// Per active sequence, per logit row.
@@ -84,7 +98,7 @@ pub(super) struct SeqCommit {
 }
 
 impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
-    pub(super) fn new(model: &'a M, plan: &'a Plan, prompts: &'a [Vec<u32>], mut cfg: Setup, stop_ids: Vec<u32>) -> Result<Self> {
+    pub(super) fn new(model: &'a M, plan: Plan, prompts: Vec<Vec<u32>>, mut cfg: Setup, stop_ids: Vec<u32>) -> Result<Self> {
         let info = model.info().clone();
         cfg.sampling.never = Some(info.mask_id);
         let b = prompts.len();
@@ -105,9 +119,12 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             Some(_) => Some(model.new_layer_cache(b, t)?),
             None => None,
         };
+        let blocks = (0..cfg.gen / cfg.block).map(|k| (k * cfg.block, (k + 1) * cfg.block)).collect();
         Ok(Decoder {
             model,
-            plan,
+            blocks,
+            block_at: 0,
+            first_in_block: true,
             kv: model.new_kv_store(b, t)?,
             layer_cache,
             canvas: vec![vec![info.mask_id; g]; b],
@@ -118,7 +135,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             finished: vec![false; b],
             stale: cfg.sampling.stale(info.logits_width),
             stop_ids: if stop_ids.is_empty() { vec![info.eos_id] } else { stop_ids },
-            fresh_outside: fresh_stats_outside_block(plan),
+            fresh_outside: fresh_stats_outside_block(&plan),
             rng: StdRng::seed_from_u64(cfg.seed),
             step: 0,
             stats: Stats::default(),
@@ -127,12 +144,49 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             cfg,
             info,
             prompts,
+            plan,
         })
     }
 
-    /// The semi-autoregressive blocks, as [start, end) canvas ranges.
-    pub(super) fn blocks(&self) -> Vec<(usize, usize)> {
-        (0..self.cfg.gen / self.cfg.block).map(|k| (k * self.cfg.block, (k + 1) * self.cfg.block)).collect()
+    /// The rows of the next step: in the current block while it has masked positions, else
+    /// in the next block; `None` once every block is decoded.
+    pub(super) fn next_step(&mut self) -> Option<StepRows> {
+        while let Some(&block) = self.blocks.get(self.block_at) {
+            if let Some(st) = self.rows(block, self.first_in_block) {
+                return Some(st);
+            }
+            self.block_at += 1;
+            self.first_in_block = true;
+        }
+        None
+    }
+
+    /// Everything after the forward: commit, refresh, accounting (`before` is the policy time
+    /// spent choosing the rows, `model` the forward's). Fails when the step committed nothing,
+    /// which would otherwise loop for ever.
+    pub(super) fn finish_step(&mut self, st: &StepRows, fresh: &Fresh, details: bool, before: Duration, model: Duration) -> Result<StepRecord> {
+        let t = std::time::Instant::now();
+        let (mut rec, commits) = self.commit(st, fresh, details);
+        if rec.committed.iter().all(|c| c.is_empty()) {
+            return Err(Error::Other(format!(
+                "{}: step {} committed nothing (no masked position of block {}..{} was a commit candidate; does the cache recompute the block's rows?)",
+                self.plan.policy, rec.step, st.block.0, st.block.1
+            )));
+        }
+        self.refresh(st, &commits, &mut rec);
+        self.account(st, fresh, before + t.elapsed(), model);
+        self.first_in_block = false;
+        Ok(rec)
+    }
+
+    /// Whether this decode's forwards are per-layer ones (dLLM-Cache), which run alone.
+    pub(super) fn is_layered(&self) -> bool {
+        self.plan.layers.is_some()
+    }
+
+    /// The K/V store, for a forward the batch runs.
+    pub(super) fn kv_mut(&mut self) -> &mut KvStore {
+        &mut self.kv
     }
 
     pub(super) fn progress<'b>(&'b self, recomputed: Option<&'b [Vec<usize>]>) -> super::exec::Progress<'b> {
@@ -149,7 +203,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
 
     /// Phase 1: the rows this step pushes, or `None` when no sequence has a masked position
     /// left in `block`.
-    pub(super) fn rows(&self, block: (usize, usize), first_in_block: bool) -> Option<StepRows> {
+    fn rows(&self, block: (usize, usize), first_in_block: bool) -> Option<StepRows> {
         let (g, t, mask) = (self.cfg.gen, self.logits_map.len(), self.info.mask_id);
         let block_seen: Vec<Vec<bool>> = self.canvas.iter().map(|c| (0..g).map(|i| i >= block.0 && i < block.1 && c[i] == mask).collect()).collect();
         let active: Vec<usize> = (0..self.canvas.len()).filter(|&s| !self.finished[s] && block_seen[s].iter().any(|&x| x)).collect();
@@ -210,6 +264,19 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         }
     }
 
+    /// Phase 2 for a plain forward: what to ask the model ([`Decoder::receive`] takes the
+    /// answer).
+    pub(super) fn request(&self, st: &StepRows) -> ForwardRequest {
+        ForwardRequest { ids: st.ids.clone(), positions: st.padded.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() }
+    }
+
+    /// A plain forward's output, on the host.
+    pub(super) fn receive(&mut self, out: ForwardOutput) -> Result<Fresh> {
+        let attention = download_attention(&out.attention)?;
+        self.stats.host_copies += out.uploads + 1 + !out.attention.is_empty() as usize;
+        Ok(Fresh { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })
+    }
+
     /// Phase 2: one forward over the chosen rows; logits and attention back on the host.
     pub(super) fn forward(&mut self, st: &StepRows) -> Result<Fresh> {
         let map = self.logits_map;
@@ -227,18 +294,15 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 Ok(Fresh { logits, attention: Vec::new(), layer_rows: out.refreshed })
             }
             _ => {
-                let req = ForwardRequest { ids: st.ids.clone(), positions: st.padded.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() };
-                let out = self.model.forward(&req, &mut self.kv)?;
-                let attention = download_attention(&out.attention)?;
-                self.stats.host_copies += out.uploads + 1 + !out.attention.is_empty() as usize;
-                Ok(Fresh { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })
+                let out = self.model.forward(&self.request(st), &mut self.kv)?;
+                self.receive(out)
             }
         }
     }
 
     /// Phase 3: statistics of every masked position, the commit score, the commit rule; then
     /// the confidence cache and the rollout importance the refresh rules will read.
-    pub(super) fn commit(&mut self, st: &StepRows, fresh: &Fresh, details: bool) -> (StepRecord, Vec<SeqCommit>) {
+    fn commit(&mut self, st: &StepRows, fresh: &Fresh, details: bool) -> (StepRecord, Vec<SeqCommit>) {
         let (g, b, mask) = (self.cfg.gen, self.canvas.len(), self.info.mask_id);
         let mut rec = StepRecord {
             step: self.step,
@@ -324,7 +388,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     }
 
     /// Phase 4: the refresh rules choose the rows of the next step.
-    pub(super) fn refresh(&mut self, st: &StepRows, commits: &[SeqCommit], rec: &mut StepRecord) {
+    fn refresh(&mut self, st: &StepRows, commits: &[SeqCommit], rec: &mut StepRecord) {
         if !self.plan.has_cache() {
             return;
         }
@@ -345,10 +409,10 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 next_step: self.step + 1,
             })
             .collect();
-        let window = window_scores(self.plan, &views);
+        let window = window_scores(&self.plan, &views);
         let mut next = Vec::with_capacity(views.len());
         for (a, v) in views.iter().enumerate() {
-            let q = select_rows(self.plan, v, a, &window);
+            let q = select_rows(&self.plan, v, a, &window);
             rec.next_query_positions[commits[a].seq] = (0..q.len()).filter(|&i| q[i]).collect();
             next.push(q);
         }
@@ -361,7 +425,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     }
 
     /// Phase 5: counts, FLOPs and times of the step.
-    pub(super) fn account(&mut self, st: &StepRows, fresh: &Fresh, policy: Duration, model: Duration) {
+    fn account(&mut self, st: &StepRows, fresh: &Fresh, policy: Duration, model: Duration) {
         let (n, t) = (st.active.len(), self.logits_map.len());
         let s = &mut self.stats;
         s.policy_time += policy;
@@ -374,7 +438,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         if fresh.layer_rows.is_empty() {
             s.flops += n as f64 * forward_flops(&self.info, st.positions[0].len(), t, nl);
         } else {
-            account_layered(s, self.plan, &self.info, &fresh.layer_rows, n, t, self.cfg.gen, nl);
+            account_layered(s, &self.plan, &self.info, &fresh.layer_rows, n, t, self.cfg.gen, nl);
         }
         self.step += 1;
     }
@@ -390,7 +454,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         }
         self.stats.steps = self.step;
         self.stats.wall_time = wall;
-        RunOutput { prompts: self.prompts.to_vec(), generated: self.canvas, steps, stats: self.stats }
+        RunOutput { prompts: self.prompts, generated: self.canvas, steps, stats: self.stats }
     }
 }
 

@@ -1,14 +1,15 @@
 //! The decode loop: semi-autoregressive blocks, one forward per step over the rows the plan
 //! selects, a commit rule over the block's masked positions, then the refresh rules choose
-//! the next step's rows. The state and the phases of a step live in [`super::decoder`].
+//! the next step's rows. The state and the phases of a step live in [`super::decoder`], the
+//! stepping of one or several decodes in [`super::batch`].
 
-use super::decoder::Decoder;
+use super::batch::Batch;
 use super::sampling::Sampling;
 use super::select::CommitCount;
 use crate::error::{Error, Result};
 use crate::model::DiffusionModel;
 use crate::plan::{CommitRule, Plan, Val};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct RunOptions {
@@ -132,7 +133,7 @@ pub(super) struct Setup {
     pub(super) stale_candidates: bool,
 }
 
-fn setup(plan: &Plan) -> Result<Setup> {
+pub(super) fn setup(plan: &Plan) -> Result<Setup> {
     let s = &plan.schedule;
     let gen = need(&s.gen_length, "gen_length")? as usize;
     let block = need(&s.block_length, "block_length")? as usize;
@@ -167,39 +168,16 @@ fn setup(plan: &Plan) -> Result<Setup> {
 /// 3. commits positions of the block by the decode rule,
 /// 4. chooses the next step's rows by the refresh rules,
 ///
-/// until no masked position of the block is left.
-pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[Vec<u32>], mut opts: RunOptions) -> Result<RunOutput> {
-    let wall = Instant::now();
-    let mut dec = Decoder::new(model, plan, prompts, setup(plan)?, std::mem::take(&mut opts.stop_ids))?;
-    let mut records = Vec::new();
-    for block in dec.blocks() {
-        let mut first_in_block = true;
-        loop {
-            if opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
-                return Err(Error::Cancelled);
-            }
-            let t0 = Instant::now();
-            let Some(step) = dec.rows(block, first_in_block) else { break };
-            let t1 = Instant::now();
-            let fresh = dec.forward(&step)?;
-            let t2 = Instant::now();
-            let (mut rec, commits) = dec.commit(&step, &fresh, opts.record_details);
-            if rec.committed.iter().all(|c| c.is_empty()) {
-                return Err(Error::Other(format!(
-                    "{}: step {} committed nothing (no masked position of block {}..{} was a commit candidate; does the cache recompute the block's rows?)",
-                    plan.policy, rec.step, block.0, block.1
-                )));
-            }
-            dec.refresh(&step, &commits, &mut rec);
-            dec.account(&step, &fresh, t1 - t0 + t2.elapsed(), t2 - t1);
-            first_in_block = false;
-            if let Some(cb) = opts.on_step.as_mut() {
-                cb(&dec.progress(rec.query_positions.as_deref()));
-            }
-            records.push(rec);
+/// until no masked position of the block is left. This is a [`Batch`] of one member: the
+/// server's batches of independent requests run the same steps.
+pub fn generate<M: DiffusionModel + ?Sized>(model: &M, plan: &Plan, prompts: &[Vec<u32>], opts: RunOptions) -> Result<RunOutput> {
+    let mut batch = Batch::new(model);
+    batch.join(plan, prompts.to_vec(), opts)?;
+    loop {
+        if let Some((_, result)) = batch.step().pop() {
+            return result;
         }
     }
-    Ok(dec.finish(records, wall.elapsed()))
 }
 
 /// Matmul FLOPs of one sequence's forward: `rows` recomputed rows attending over `t` keys,

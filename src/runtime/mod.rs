@@ -2,6 +2,7 @@
 //! confidence cache and the step trace. Nothing policy-specific lives here: d²Cache is just
 //! the plan compiled from `policies/d2cache.pol`.
 
+pub mod batch;
 mod decoder;
 pub mod exec;
 pub mod layers;
@@ -12,4 +13,5 @@ pub mod scores;
 pub mod select;
 pub mod trace;
 
+pub use batch::{Batch, MemberId};
 pub use exec::{generate, Progress, RunOptions, RunOutput, Stats, StepRecord};

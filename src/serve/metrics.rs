@@ -59,10 +59,10 @@ impl Metrics {
         }
         let counters = [
             ("d2c_generated_tokens_total", "Answer tokens returned (before the first stop token).", &self.generated_tokens),
-            ("d2c_forwards_total", "Model forwards run.", &self.forwards),
+            ("d2c_forwards_total", "Model forwards, counted per request (a batched step counts once for each request in it).", &self.forwards),
             ("d2c_query_rows_total", "Rows recomputed by forwards.", &self.query_rows),
             ("d2c_full_rows_total", "Rows no-cache decoding would have computed.", &self.full_rows),
-            ("d2c_batches_total", "Decodes run (a batch of requests, or one).", &self.batches),
+            ("d2c_batches_total", "Decode steps whose one forward served two or more requests.", &self.batches),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));

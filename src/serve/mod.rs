@@ -3,8 +3,10 @@
 //! `POST /v1/chat/completions` (both with `stream: true` as server-sent events in OpenAI's
 //! chunk format), `GET /v1/models`, `GET /health`, `GET /metrics`.
 //!
-//! One decoder thread owns the model ([`worker`]); handlers put jobs on a bounded queue
-//! (full: 429 with Retry-After) and wait for their events. A request past its timeout, or
+//! One decoder thread owns the model ([`worker`]) and steps every running request as one
+//! [`crate::runtime::Batch`] (one forward per step for all of them, any mix of policies and
+//! lengths); handlers put jobs on a bounded queue (full: 429 with Retry-After) and wait for
+//! their events. A request past its timeout, or
 //! whose client disconnected, is cancelled at its next step; the body size is limited; on
 //! SIGTERM or Ctrl-C the server stops accepting and finishes the requests it has.
 
@@ -30,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
+pub use worker::DEFAULT_MAX_BATCH;
 use worker::{Event, Job, Policies};
 
 pub struct Config {
@@ -40,6 +43,8 @@ pub struct Config {
     pub default_policy: String,
     /// Requests that may wait for the decoder before new ones get 429.
     pub queue: usize,
+    /// Most requests decoding at once; at least 1.
+    pub max_batch: usize,
     pub timeout: Duration,
     pub max_body_bytes: usize,
 }
@@ -67,14 +72,14 @@ fn build(cfg: Config) -> Result<(Router, std::thread::JoinHandle<()>)> {
     }
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String>>();
     let m = metrics.clone();
-    let (model, weights) = (cfg.model.clone(), cfg.weights);
+    let (model, weights, max_batch) = (cfg.model.clone(), cfg.weights, cfg.max_batch.max(1));
     let handle = std::thread::Builder::new()
         .name("d2c-decoder".into())
         .spawn(move || match Engine::load(model.as_deref(), weights) {
             Ok(engine) => {
                 let id = if model.is_none() { "tiny-tasks".to_string() } else { engine.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()) };
                 let _ = ready_tx.send(Ok(id));
-                worker::run(engine, policies, rx, m);
+                worker::run(engine, policies, rx, m, max_batch);
             }
             Err(e) => {
                 let _ = ready_tx.send(Err(e));

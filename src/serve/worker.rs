@@ -10,7 +10,8 @@ use crate::chat::{answer_len, prompt_ids};
 use crate::compile::Source;
 use crate::engine::{Engine, Prepared};
 use crate::error::Error;
-use crate::runtime::{Progress, RunOptions};
+use crate::runtime::{Batch, MemberId, Progress, RunOptions};
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -61,59 +62,112 @@ impl Policies {
     }
 }
 
-/// Most requests decoded together in one batch.
-pub const MAX_BATCH: usize = 16;
+/// Most requests decoding together unless `d2c serve --max-batch` says otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 16;
 
 /// A job whose policy compiled and whose prompt fits: ready to decode.
 struct Ready {
     job: Job,
     prepared: Prepared,
     ids: Vec<u32>,
-    /// Jobs with equal keys can share a batch: same policy file and settings, same prompt length.
-    key: (String, Vec<String>, usize),
 }
 
-/// Run jobs until the queue closes (server shutdown after the last request). Requests that
-/// are waiting together and can share a batch (same policy and settings, same prompt length,
-/// a plan that commits in lockstep) decode as one batch: one forward per step for all.
-pub fn run(engine: Engine, policies: Policies, mut jobs: mpsc::UnboundedReceiver<Job>, metrics: Arc<Metrics>) {
-    let mut waiting: std::collections::VecDeque<Ready> = Default::default();
+/// A job being decoded, as a member of the batch.
+struct Live {
+    job: Job,
+    prompt_tokens: usize,
+    policy: String,
+    /// The most requests that shared a forward with this one.
+    batch: usize,
+}
+
+/// Run jobs until the queue closes (server shutdown) and the running ones are answered.
+///
+/// Every request decoding is a member of one [`Batch`]: one forward per step serves all of
+/// them, whatever their policy, settings, prompt and gen lengths. A request joins at the next
+/// step (up to `max_batch` members; the rest wait in arrival order) and is answered as soon
+/// as its own decode is done; a cancelled one (client gone, deadline passed) leaves at the
+/// next step and frees its place.
+pub fn run(engine: Engine, policies: Policies, mut jobs: mpsc::UnboundedReceiver<Job>, metrics: Arc<Metrics>, max_batch: usize) {
+    let mut waiting: VecDeque<Ready> = VecDeque::new();
+    let mut batch = Batch::new(&engine.model);
+    let mut live: HashMap<MemberId, Live> = HashMap::new();
+    let mut open = true;
     loop {
-        // Take everything queued now (blocking only when nothing is waiting).
-        if waiting.is_empty() {
+        if batch.is_empty() && waiting.is_empty() {
+            // Idle: block until a job comes (or the server shuts down).
             match jobs.blocking_recv() {
-                Some(job) => admit(&engine, &policies, job, &metrics, &mut waiting),
-                None => return,
+                Some(job) if open => admit(&engine, &policies, job, &metrics, &mut waiting),
+                _ => return,
             }
         }
-        while let Ok(job) = jobs.try_recv() {
-            admit(&engine, &policies, job, &metrics, &mut waiting);
-        }
-        let Some(first) = waiting.pop_front() else { continue };
-        let mut batch = vec![first];
-        if batch[0].prepared.compiled.plan.decodes_in_lockstep() {
-            let mut rest = std::collections::VecDeque::new();
-            while let Some(r) = waiting.pop_front() {
-                if batch.len() < MAX_BATCH && r.key == batch[0].key {
-                    batch.push(r);
-                } else {
-                    rest.push_back(r);
+        loop {
+            match jobs.try_recv() {
+                Ok(job) => admit(&engine, &policies, job, &metrics, &mut waiting),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
             }
-            waiting = rest;
         }
-        decode_batch(&engine, batch, &metrics);
+        while batch.len() < max_batch {
+            let Some(ready) = waiting.pop_front() else { break };
+            start(&engine, &mut batch, &mut live, ready, &metrics);
+        }
+        if batch.is_empty() {
+            if !open && waiting.is_empty() {
+                return;
+            }
+            continue;
+        }
+        let (t, n) = (Instant::now(), batch.len());
+        let done = batch.step();
+        metrics.step(t.elapsed().as_secs_f64());
+        if n > 1 {
+            metrics.batches.fetch_add(1, Relaxed);
+        }
+        for l in live.values_mut() {
+            l.batch = l.batch.max(n);
+        }
+        for (id, result) in done {
+            if let Some(l) = live.remove(&id) {
+                metrics.running.fetch_sub(1, Relaxed);
+                answer(&engine, l, result, &metrics);
+            }
+        }
+    }
+}
+
+/// Make a waiting job a member of the batch (or drop it if its client already left).
+fn start(engine: &Engine, batch: &mut Batch<'_, crate::model::Transformer>, live: &mut HashMap<MemberId, Live>, r: Ready, metrics: &Arc<Metrics>) {
+    metrics.queue_depth.fetch_sub(1, Relaxed);
+    if r.job.events.is_closed() {
+        return;
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let on_step = progress(engine, &r.job, cancel.clone());
+    let opts = RunOptions { record_details: false, on_step: Some(on_step), stop_ids: engine.stops.clone(), cancel: Some(cancel) };
+    let plan = &r.prepared.compiled.plan;
+    match batch.join(plan, vec![r.ids.clone()], opts) {
+        Ok(id) => {
+            metrics.running.fetch_add(1, Relaxed);
+            live.insert(id, Live { prompt_tokens: r.ids.len(), policy: plan.policy.clone(), job: r.job, batch: 1 });
+        }
+        Err(e) => {
+            let _ = r.job.events.send(Event::Failed(internal(e)));
+        }
     }
 }
 
 /// Check a job and queue it as ready, or answer its error now.
-fn admit(engine: &Engine, policies: &Policies, job: Job, metrics: &Metrics, waiting: &mut std::collections::VecDeque<Ready>) {
+fn admit(engine: &Engine, policies: &Policies, job: Job, metrics: &Metrics, waiting: &mut VecDeque<Ready>) {
     if job.events.is_closed() {
         metrics.queue_depth.fetch_sub(1, Relaxed);
         return;
     }
     match prepare(engine, policies, &job) {
-        Ok((prepared, ids, key)) => waiting.push_back(Ready { job, prepared, ids, key }),
+        Ok((prepared, ids)) => waiting.push_back(Ready { job, prepared, ids }),
         Err(e) => {
             metrics.queue_depth.fetch_sub(1, Relaxed);
             let _ = job.events.send(Event::Failed(e));
@@ -122,7 +176,7 @@ fn admit(engine: &Engine, policies: &Policies, job: Job, metrics: &Metrics, wait
 }
 
 /// The request's policy with its settings, checked, and its prompt ids.
-fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared, Vec<u32>, (String, Vec<String>, usize)), ApiError> {
+fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared, Vec<u32>), ApiError> {
     let req = &job.req;
     let src = policies.read(req.policy.as_deref())?;
     let declared = crate::engine::declared_params(&src);
@@ -168,41 +222,20 @@ fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared,
         let param = if e.to_string().contains("maximum sequence length") { "max_tokens" } else { "prompt" };
         ApiError::bad(e.to_string().trim_start_matches("invalid input: ").to_string(), Some(param), "invalid_prompt")
     })?;
-    let key = (src.text.clone(), sets, ids.len());
-    Ok((prepared, ids, key))
+    Ok((prepared, ids))
 }
 
-/// Decode a batch of compatible jobs (or one) and answer each.
-fn decode_batch(engine: &Engine, batch: Vec<Ready>, metrics: &Arc<Metrics>) {
-    let n = batch.len();
-    metrics.queue_depth.fetch_sub(n as i64, Relaxed);
-    metrics.running.fetch_add(n as i64, Relaxed);
-    metrics.batches.fetch_add(1, Relaxed);
-    let mut plan = batch[0].prepared.compiled.plan.clone();
-    if n > 1 {
-        // The reference's batch-global scores would make a request's tokens depend on its
-        // neighbours; a single-sequence decode never sees them, so off they give each
-        // request exactly its own result (tests/batching.rs).
-        plan.quirks.batch_global_scores = crate::plan::Val::Bool(false);
-    }
-    let prompts: Vec<Vec<u32>> = batch.iter().map(|r| r.ids.clone()).collect();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let jobs: Vec<&Job> = batch.iter().map(|r| &r.job).collect();
-    let on_step = progress(engine, &jobs, cancel.clone(), metrics.clone());
-    let opts = RunOptions { record_details: false, on_step: Some(on_step), stop_ids: engine.stops.clone(), cancel: Some(cancel) };
-    let result = crate::runtime::generate(&engine.model, &plan, &prompts, opts);
-    metrics.running.fetch_sub(n as i64, Relaxed);
+/// Answer a member's job with its result.
+fn answer(engine: &Engine, l: Live, result: crate::error::Result<crate::runtime::RunOutput>, metrics: &Metrics) {
     let out = match result {
         Ok(o) => o,
         Err(e) => {
-            for r in &batch {
-                let err = match &e {
-                    Error::Cancelled if Instant::now() >= r.job.deadline => ApiError::bad("the request timed out", None, "timeout").with_status(504),
-                    Error::Cancelled => ApiError::bad("the client went away", None, "cancelled").with_status(499),
-                    other => internal(Error::Other(other.to_string())),
-                };
-                let _ = r.job.events.send(Event::Failed(err));
-            }
+            let err = match &e {
+                Error::Cancelled if Instant::now() >= l.job.deadline => ApiError::bad("the request timed out", None, "timeout").with_status(504),
+                Error::Cancelled => ApiError::bad("the client went away", None, "cancelled").with_status(499),
+                other => internal(Error::Other(other.to_string())),
+            };
+            let _ = l.job.events.send(Event::Failed(err));
             return;
         }
     };
@@ -211,78 +244,65 @@ fn decode_batch(engine: &Engine, batch: Vec<Ready>, metrics: &Arc<Metrics>) {
     // Layer-rows for dLLM-Cache: the fraction is the policy-independent measure.
     metrics.full_rows.fetch_add(s.full_rows as u64, Relaxed);
     metrics.query_rows.fetch_add((s.recompute_fraction() * s.full_rows as f64).round() as u64, Relaxed);
-    for (i, r) in batch.iter().enumerate() {
-        let generated = out.generated.get(i).cloned().unwrap_or_default();
-        let k = answer_len(&generated, &engine.stops);
-        let text = engine.tokenizer.as_ref().and_then(|t| t.decode(&generated[..k]).ok()).unwrap_or_default();
-        metrics.generated_tokens.fetch_add(k as u64, Relaxed);
-        if Instant::now() >= r.job.deadline {
-            let _ = r.job.events.send(Event::Failed(ApiError::bad("the request timed out", None, "timeout").with_status(504)));
-            continue;
-        }
-        let _ = r.job.events.send(Event::Done(Completion {
-            text,
-            finish_reason: if k < generated.len() { "stop" } else { "length" },
-            prompt_tokens: r.ids.len(),
-            completion_tokens: k,
-            policy: plan.policy.clone(),
-            steps: s.steps,
-            forwards: s.forwards,
-            recompute_fraction: s.recompute_fraction(),
-            batch: n,
-        }));
+    let generated = out.generated.first().cloned().unwrap_or_default();
+    let k = answer_len(&generated, &engine.stops);
+    let text = engine.tokenizer.as_ref().and_then(|t| t.decode(&generated[..k]).ok()).unwrap_or_default();
+    metrics.generated_tokens.fetch_add(k as u64, Relaxed);
+    if Instant::now() >= l.job.deadline {
+        let _ = l.job.events.send(Event::Failed(ApiError::bad("the request timed out", None, "timeout").with_status(504)));
+        return;
     }
+    let _ = l.job.events.send(Event::Done(Completion {
+        text,
+        finish_reason: if k < generated.len() { "stop" } else { "length" },
+        prompt_tokens: l.prompt_tokens,
+        completion_tokens: k,
+        policy: l.policy,
+        steps: s.steps,
+        forwards: s.forwards,
+        recompute_fraction: s.recompute_fraction(),
+        batch: l.batch,
+    }));
 }
 
 fn internal(e: Error) -> ApiError {
     ApiError::bad(e.to_string(), None, "internal").with_status(500)
 }
 
-/// The per-step callback of a batch: step latency; cancellation once every client is gone or
-/// past its deadline (a request past its own deadline is answered 504 at once); each
-/// streamed request's deltas or canvas.
-fn progress(engine: &Engine, jobs: &[&Job], cancel: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Box<dyn FnMut(&Progress)> {
-    let events: Vec<_> = jobs.iter().map(|j| j.events.clone()).collect();
-    let deadlines: Vec<Instant> = jobs.iter().map(|j| j.deadline).collect();
-    let modes: Vec<Option<StreamMode>> = jobs.iter().map(|j| j.req.stream.then_some(j.req.mode)).collect();
+/// A member's per-step callback: cancellation once its client is gone or past its deadline
+/// (answered 504 at once), and its streamed deltas or canvas.
+fn progress(engine: &Engine, job: &Job, cancel: Arc<AtomicBool>) -> Box<dyn FnMut(&Progress)> {
+    let events = job.events.clone();
+    let deadline = job.deadline;
+    let mode = job.req.stream.then_some(job.req.mode);
     let tok = engine.tokenizer.clone();
     let stops = engine.stops.clone();
-    let mut last = Instant::now();
-    let mut appended = vec![crate::chat::AppendText::default(); jobs.len()];
-    let mut gone = vec![false; jobs.len()];
+    let mut appended = crate::chat::AppendText::default();
     Box::new(move |p: &Progress| {
-        let now = Instant::now();
-        metrics.step((now - last).as_secs_f64());
-        last = now;
-        for (i, ev) in events.iter().enumerate() {
-            if gone[i] {
-                continue;
-            }
-            if ev.is_closed() {
-                gone[i] = true;
-            } else if now >= deadlines[i] {
-                gone[i] = true;
-                let _ = ev.send(Event::Failed(ApiError::bad("the request timed out", None, "timeout").with_status(504)));
-            }
+        if cancel.load(Relaxed) {
+            return;
         }
-        if gone.iter().all(|&g| g) {
+        if events.is_closed() {
             cancel.store(true, Relaxed);
             return;
         }
-        for (i, canvas) in p.canvas.iter().enumerate() {
-            let (Some(mode), false) = (modes.get(i).copied().flatten(), gone[i]) else { continue };
-            match (mode, &tok) {
-                (StreamMode::Canvas, _) => {
-                    let tokens = canvas.iter().map(|&t| (t != p.mask_id).then(|| tok.as_ref().map_or(t.to_string(), |k| k.piece(t)))).collect();
-                    let _ = events[i].send(Event::Canvas { step: p.steps, tokens });
-                }
-                (StreamMode::Append, Some(tok)) => {
-                    if let Some(new) = appended[i].advance(tok, canvas, p.mask_id, &stops) {
-                        let _ = events[i].send(Event::Delta(new));
-                    }
-                }
-                (StreamMode::Append, None) => {}
+        if Instant::now() >= deadline {
+            cancel.store(true, Relaxed);
+            let _ = events.send(Event::Failed(ApiError::bad("the request timed out", None, "timeout").with_status(504)));
+            return;
+        }
+        let (Some(mode), Some(canvas)) = (mode, p.canvas.first()) else { return };
+        match (mode, &tok) {
+            (StreamMode::Canvas, _) => {
+                let tokens = canvas.iter().map(|&t| (t != p.mask_id).then(|| tok.as_ref().map_or(t.to_string(), |k| k.piece(t)))).collect();
+                let _ = events.send(Event::Canvas { step: p.steps, tokens });
             }
+            (StreamMode::Append, Some(tok)) => {
+                if let Some(new) = appended.advance(tok, canvas, p.mask_id, &stops) {
+                    let _ = events.send(Event::Delta(new));
+                }
+            }
+            (StreamMode::Append, None) => {}
         }
     })
 }

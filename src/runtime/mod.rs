@@ -1,6 +1,7 @@
-//! Executing a compiled plan on a model: the decode loop, selection kernels, rollout, the
-//! confidence cache and the step trace. Nothing policy-specific lives here: d²Cache is just
-//! the plan compiled from `policies/d2cache.pol`.
+//! Executing a compiled plan on a model: the decode loop, step-level batching of independent
+//! decodes ([`Batch`]), selection kernels, rollout, the confidence cache and the step trace.
+//! Nothing policy-specific lives here: d²Cache is just the plan compiled from
+//! `policies/d2cache.pol`.
 
 pub mod batch;
 mod decoder;

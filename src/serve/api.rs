@@ -171,7 +171,7 @@ pub struct Completion {
     pub steps: usize,
     pub forwards: usize,
     pub recompute_fraction: f64,
-    /// Requests decoded together with this one (itself included).
+    /// The most requests that shared a step's forward with this one (itself included).
     pub batch: usize,
 }
 

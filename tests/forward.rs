@@ -134,3 +134,52 @@ fn bf16_forward_is_close_to_f32() {
         .count();
     assert!(agree * 10 >= logits.len() * 9, "bf16 argmax agrees on only {agree}/{}", logits.len());
 }
+
+#[test]
+fn forward_many_gives_every_part_its_own_forward_bit_for_bit() {
+    // Parts of one shape (attention batched across them), parts of other shapes, subsets of
+    // rows: each output must equal that part's forward alone, logits and attention, exactly.
+    for (dir, _) in FAMILIES {
+        let m = load(dir, DType::F32);
+        let seq = |seed: u32, len: usize| -> Vec<u32> { (0..len as u32).map(|i| (i * 7 + seed * 13) % 200 + 2).collect() };
+        let full = |s: Vec<u32>| ForwardRequest::full(&[s.clone()], s.len() / 2, true);
+        let subset = |s: Vec<u32>, rows: Vec<usize>| {
+            let ids = rows.iter().map(|&r| s[r]).collect();
+            ForwardRequest { ids: vec![ids], logit_rows: vec![(0..rows.len()).step_by(2).collect()], positions: vec![rows], want_attention: true }
+        };
+        let reqs = vec![
+            (full(seq(1, 20)), 20),
+            (full(seq(2, 20)), 20),
+            (full(seq(3, 14)), 14),
+            (subset(seq(4, 20), vec![0, 3, 5, 9, 17]), 20),
+            (full(seq(5, 20)), 20),
+            (subset(seq(6, 20), vec![1, 2, 4, 8, 16]), 20),
+        ];
+        let alone: Vec<_> = reqs.iter().map(|(r, t)| {
+            let mut kv = m.new_kv_store(1, *t).unwrap();
+            // Positions outside a subset attend to whatever the store holds: give every part
+            // the same history (a full forward first).
+            if r.positions[0].len() < *t {
+                m.forward(&ForwardRequest::full(&[seq(9, *t)], 0, false), &mut kv).unwrap();
+            }
+            m.forward(r, &mut kv).unwrap()
+        }).collect();
+        let mut kvs: Vec<_> = reqs.iter().map(|(r, t)| {
+            let mut kv = m.new_kv_store(1, *t).unwrap();
+            if r.positions[0].len() < *t {
+                m.forward(&ForwardRequest::full(&[seq(9, *t)], 0, false), &mut kv).unwrap();
+            }
+            kv
+        }).collect();
+        let mut parts: Vec<_> = reqs.iter().zip(kvs.iter_mut()).map(|((r, _), kv)| (r, kv)).collect();
+        let many = m.forward_many(&mut parts).unwrap();
+        for (i, (a, b)) in alone.iter().zip(&many).enumerate() {
+            let (la, lb): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) = (a.logits.to_vec3().unwrap(), b.logits.to_vec3().unwrap());
+            assert_eq!(la, lb, "{dir} part {i}: logits");
+            assert_eq!(a.attention.len(), b.attention.len());
+            for (x, y) in a.attention.iter().zip(&b.attention) {
+                assert_eq!(x.to_vec3::<f32>().unwrap(), y.to_vec3::<f32>().unwrap(), "{dir} part {i}: attention");
+            }
+        }
+    }
+}

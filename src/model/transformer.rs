@@ -236,22 +236,52 @@ impl DiffusionModel for Transformer {
 
     /// The rows of every part flow through the blocks as one (rows, d) matrix: norms,
     /// residuals, the FFN and the projections run once for the whole batch (the weights
-    /// stream from memory once per step), and only attention runs per part, over the part's
-    /// own K/V store. Each part gets exactly its result alone where the projections' kernel
-    /// computes rows independently ([`Transformer::project`]).
+    /// stream from memory once per step), and only attention runs per part over the part's
+    /// own K/V store, batched across parts of one shape. Each part gets exactly its result
+    /// alone where the projections' kernel computes rows independently
+    /// ([`Transformer::project`]).
     fn forward_many(&self, parts: &mut [(&ForwardRequest, &mut KvStore)]) -> Result<Vec<ForwardOutput>> {
+        // Parts of one shape sit next to each other, so their attention is one batched op.
+        let key = |i: usize| (parts[i].0.ids.len(), parts[i].0.ids.first().map_or(0, Vec::len), parts[i].1.len());
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        order.sort_by_key(|&i| key(i));
+        let sorted: Vec<(&ForwardRequest, &KvStore)> = order.iter().map(|&i| (parts[i].0, &*parts[i].1)).collect();
+        let outs = self.forward_sorted(&sorted)?;
+        let mut back: Vec<Option<ForwardOutput>> = (0..parts.len()).map(|_| None).collect();
+        for (&i, o) in order.iter().zip(outs) {
+            back[i] = Some(o);
+        }
+        back.into_iter().map(|o| o.ok_or_else(|| Error::Other("forward_many: a part has no output".into()))).collect()
+    }
+}
+
+impl Transformer {
+    /// [`DiffusionModel::forward_many`] over parts already ordered by shape.
+    fn forward_sorted(&self, parts: &[(&ForwardRequest, &KvStore)]) -> Result<Vec<ForwardOutput>> {
         let (h, d) = (self.spec.n_heads, self.spec.d_model);
         // Whatever a failed forward left uncounted is not this one's.
         self.uploads.take();
         let mut shapes = Vec::with_capacity(parts.len());
         let mut rows = Vec::with_capacity(parts.len());
         let mut uploads = Vec::with_capacity(parts.len());
-        for (req, kv) in parts.iter() {
+        for (req, kv) in parts {
             shapes.push(self.check(req, kv)?);
             rows.push(self.query_rows(&req.positions)?);
             uploads.push(self.uploads.take());
         }
         let counts: Vec<usize> = shapes.iter().map(|&(b, nq, _)| b * nq).collect();
+        // Runs of parts with the same (B, rows, K/V length) whose attention runs as one batched
+        // op: [first, end). Only small stores are grouped, since grouping copies each part's
+        // K/V layer; for large ones the attention's own work dwarfs the per-op overhead saved.
+        let small = |i: usize| parts[i].1.batch() * parts[i].1.len() * self.spec.kv_dim() <= GROUP_KV_ELEMS;
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for i in 0..parts.len() {
+            match groups.last_mut() {
+                Some((first, end)) if small(i) && small(*first) && shapes[*first].0 == shapes[i].0 && shapes[*first].1 == shapes[i].1 && parts[*first].1.len() == parts[i].1.len() => *end = i + 1,
+                _ => groups.push((i, i + 1)),
+            }
+        }
+        let angles = groups.iter().map(|&(f, e)| self.group_angles(&rows[f..e])).collect::<Result<Vec<_>>>()?;
         let ids: Vec<u32> = parts.iter().flat_map(|(req, _)| req.ids.iter().flatten().copied()).collect();
         let n_all = ids.len();
         let mut x = self.embed.rows(&self.upload(ids, n_all)?, self.dtype)?;
@@ -259,20 +289,40 @@ impl DiffusionModel for Transformer {
         for (l, blk) in self.blocks.iter().enumerate() {
             let hn = rms_norm(&x, &blk.attn_norm, self.spec.rms_eps)?;
             let qkv = self.project(&blk.qkv, &hn, &counts)?;
-            let mut merged = Vec::with_capacity(parts.len());
+            let mut merged = Vec::with_capacity(groups.len());
             let mut at = 0;
-            for (i, (req, kv)) in parts.iter().enumerate() {
-                let (b, nq, _) = shapes[i];
-                let part = qkv.narrow(0, at, counts[i])?.reshape((b, nq, qkv.dim(1)?))?;
-                at += counts[i];
-                let (o, att) = self.attention(l, &part, &rows[i], kv)?;
-                merged.push(o.reshape((counts[i], d))?);
-                if req.want_attention {
-                    // Head mean as a (1 x h) @ (h x nq*T) product: candle's reduction over a
-                    // middle dimension is an order of magnitude slower.
-                    let t_len = att.dim(3)?;
-                    let w = Tensor::full(1.0f32 / h as f32, (b, 1, h), &self.device)?;
-                    attention[i].push(w.matmul(&att.reshape((b, h, nq * t_len))?)?.reshape((b, nq, t_len))?);
+            for (&(first, end), (cos, sin)) in groups.iter().zip(&angles) {
+                let (b, nq, _) = shapes[first];
+                let n = end - first;
+                let rows_here = n * counts[first];
+                let part = qkv.narrow(0, at, rows_here)?.reshape((n * b, nq, qkv.dim(1)?))?;
+                at += rows_here;
+                let (q, k, v) = self.heads_rope(&part, cos, sin)?;
+                self.lap("split heads + RoPE");
+                for (j, (_, kv)) in parts[first..end].iter().enumerate() {
+                    kv.write(l, &rows[first + j].index, &k.narrow(0, j * b, b)?, &v.narrow(0, j * b, b)?)?;
+                }
+                self.lap("K/V scatter");
+                let (kc, vc) = if n == 1 {
+                    let (kc, vc) = parts[first].1.layer(l)?;
+                    (kc.clone(), vc.clone())
+                } else {
+                    let layers = parts[first..end].iter().map(|(_, kv)| kv.layer(l)).collect::<Result<Vec<_>>>()?;
+                    let ks: Vec<&Tensor> = layers.iter().map(|(k, _)| *k).collect();
+                    let vs: Vec<&Tensor> = layers.iter().map(|(_, v)| *v).collect();
+                    (Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)
+                };
+                let (o, att) = self.attend_keys(&q, &kc, &vc)?;
+                merged.push(o.reshape((rows_here, d))?);
+                for j in 0..n {
+                    if parts[first + j].0.want_attention {
+                        // Head mean as a (1 x h) @ (h x nq*T) product: candle's reduction over
+                        // a middle dimension is an order of magnitude slower.
+                        let t_len = att.dim(3)?;
+                        let w = Tensor::full(1.0f32 / h as f32, (b, 1, h), &self.device)?;
+                        let mine = att.narrow(0, j * b, b)?.reshape((b, h, nq * t_len))?;
+                        attention[first + j].push(w.matmul(&mine)?.reshape((b, nq, t_len))?);
+                    }
                 }
             }
             let merged = if merged.len() == 1 { merged.remove(0) } else { Tensor::cat(&merged, 0)? };
@@ -302,9 +352,17 @@ impl DiffusionModel for Transformer {
         }
         Ok(out)
     }
-}
 
-impl Transformer {
+    /// The RoPE angles of a group of parts, stacked along the batch.
+    fn group_angles(&self, rows: &[QueryRows]) -> Result<(Tensor, Tensor)> {
+        if let [one] = rows {
+            return Ok((one.cos.clone(), one.sin.clone()));
+        }
+        let cos: Vec<&Tensor> = rows.iter().map(|r| &r.cos).collect();
+        let sin: Vec<&Tensor> = rows.iter().map(|r| &r.sin).collect();
+        Ok((Tensor::cat(&cos, 0)?, Tensor::cat(&sin, 0)?))
+    }
+
     /// `proj` over stacked rows `x` (rows, in) made of parts of `counts` rows. One call when
     /// every part would run on the same row-independent kernel alone (each part's rows then
     /// come out exactly as alone); otherwise each part on its own kernel.
@@ -322,6 +380,11 @@ impl Transformer {
         Ok(Tensor::cat(&ys, 0)?)
     }
 }
+
+/// Largest K/V layer (elements) of a part whose attention [`Transformer::forward_many`]
+/// batches with other parts of its shape: 64K elements (256 KB in f32) copy in about the time
+/// of the few small ops the grouping saves.
+const GROUP_KV_ELEMS: usize = 1 << 16;
 
 /// Where a forward's query rows sit: their RoPE angles and their K/V scatter index.
 struct QueryRows {
@@ -389,26 +452,40 @@ impl Transformer {
     /// Attention of the projected rows `qkv` (B, n, d + 2 kv_dim): RoPE, their K/V written
     /// into layer `l` of the store, scores over every cached row; returns the heads merged
     /// (B, n, d), before the out-projection, and the probabilities (B, h, n, T), f32.
-    ///
-    /// Grouped-query attention without repeating K/V: the `h / kvh` query heads that share a
-    /// K/V head are stacked as extra query rows of one (B, kvh, g*n, hd) x (B, kvh, hd, T)
-    /// product.
     fn attention(&self, l: usize, qkv: &Tensor, rows: &QueryRows, kv: &KvStore) -> Result<(Tensor, Tensor)> {
-        let (h, kvh, hd, d) = (self.spec.n_heads, self.spec.kv_heads, self.spec.head_dim(), self.spec.d_model);
-        let group = h / kvh;
-        let (b, n, _) = qkv.dims3()?;
-        let heads = |t: Tensor, k: usize| -> Result<Tensor> { Ok(t.reshape((b, n, k, hd))?.transpose(1, 2)?.contiguous()?) };
-        let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, &rows.cos, &rows.sin)?.to_dtype(self.dtype)?) };
-        let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
-        let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
-        let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
+        let (q, k, v) = self.heads_rope(qkv, &rows.cos, &rows.sin)?;
         self.lap("split heads + RoPE");
         kv.write(l, &rows.index, &k, &v)?;
         self.lap("K/V scatter");
         let (kc, vc) = kv.layer(l)?;
+        self.attend_keys(&q, kc, vc)
+    }
+
+    /// q (B, h, n, hd) and k, v (B, kvh, n, hd) of projected rows `qkv` (B, n, d + 2 kv_dim),
+    /// RoPE applied to q and k.
+    fn heads_rope(&self, qkv: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (h, kvh, hd, d) = (self.spec.n_heads, self.spec.kv_heads, self.spec.head_dim(), self.spec.d_model);
+        let (b, n, _) = qkv.dims3()?;
+        let heads = |t: Tensor, k: usize| -> Result<Tensor> { Ok(t.reshape((b, n, k, hd))?.transpose(1, 2)?.contiguous()?) };
+        let rope = |t: Tensor| -> Result<Tensor> { Ok(candle_nn::rotary_emb::rope(&t.to_dtype(DType::F32)?, cos, sin)?.to_dtype(self.dtype)?) };
+        let q = rope(heads(qkv.narrow(2, 0, d)?, h)?)?;
+        let k = rope(heads(qkv.narrow(2, d, kvh * hd)?, kvh)?)?;
+        let v = heads(qkv.narrow(2, d + kvh * hd, kvh * hd)?, kvh)?;
+        Ok((q, k, v))
+    }
+
+    /// Queries q (B, h, n, hd) over keys and values (B, kvh, T, hd): the heads merged
+    /// (B, n, d) and the probabilities (B, h, n, T), f32.
+    ///
+    /// Grouped-query attention without repeating K/V: the `h / kvh` query heads that share a
+    /// K/V head are stacked as extra query rows of one (B, kvh, g*n, hd) x (B, kvh, hd, T)
+    /// product.
+    fn attend_keys(&self, q: &Tensor, kc: &Tensor, vc: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (h, kvh, hd, d) = (self.spec.n_heads, self.spec.kv_heads, self.spec.head_dim(), self.spec.d_model);
+        let (b, _, n, _) = q.dims4()?;
         let t_len = kc.dim(2)?;
         let scale = 1.0 / (hd as f64).sqrt();
-        let q = q.reshape((b, kvh, group * n, hd))?;
+        let q = q.reshape((b, kvh, (h / kvh) * n, hd))?;
         let scores = (q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?;
         self.lap("scores q.K^T");
         let att = candle_nn::ops::softmax_last_dim(&scores)?;

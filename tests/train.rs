@@ -65,7 +65,7 @@ fn saved_weights_run_identically_in_the_inference_model() {
     std::fs::create_dir_all(&dir).unwrap();
     let o = tiny_opts(&dir);
     let (vm, n, dev) = setup(&o);
-    train::write_configs(&dir, &train::config(&o), &o).unwrap();
+    train::write_configs(&dir, &train::config(&o), &o, None).unwrap();
     train::save(&vm, &dir).unwrap();
     let m = llada::load(&dir, DType::F32, &dev).unwrap();
     let toks: Vec<u32> = vec![14, 20, 33, 1, 1, 1, 0, 17];
@@ -92,4 +92,30 @@ fn adamw_fits_a_fixed_batch() {
     }
     let last = loss(&n).to_scalar::<f32>().unwrap();
     assert!(last < 0.5 * first, "loss {first} -> {last}");
+}
+
+#[test]
+fn a_second_stage_starts_from_the_first_stages_weights() {
+    let base = std::env::temp_dir().join(format!("d2c-train-stages-{}", std::process::id()));
+    let (a, b, c) = (base.join("a"), base.join("b"), base.join("c"));
+    let first = TrainOptions { steps: 2, heldout_n: 20, ..tiny_opts(&a) };
+    train::train(&first, 100, &mut |_, _| Ok(())).unwrap();
+    // A near-zero learning rate: the second stage's weights are the first stage's, not a
+    // fresh (differently seeded) init.
+    let second = TrainOptions { steps: 1, lr: 1e-12, seed: 9, init: Some(a.clone()), ..tiny_opts(&b) };
+    train::train(&second, 100, &mut |_, _| Ok(())).unwrap();
+    let load = |d: &std::path::Path| candle_core::safetensors::load(d.join("model.safetensors"), &Device::Cpu).unwrap();
+    let (wa, wb) = (load(&a), load(&b));
+    assert_eq!(wa.len(), wb.len());
+    for (name, t) in &wa {
+        let diff = (t - &wb[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{name} moved by {diff}: not started from stage one");
+    }
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(b.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["d2c_training"]["init_stage"]["steps"], 2, "the config records the stage it started from");
+    // Another shape cannot start from these weights: a named error, nothing trained.
+    let wider = TrainOptions { d_model: 64, init: Some(a.clone()), ..tiny_opts(&c) };
+    let err = train::train(&wider, 100, &mut |_, _| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("cannot start from"), "{err}");
+    std::fs::remove_dir_all(&base).ok();
 }

@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Print the loss every N steps.
     #[arg(long, default_value_t = 100)]
     log_every: usize,
+    /// Start from this model folder's weights (same shape) instead of a fresh init: a second
+    /// training stage with its own schedule and a fresh optimiser.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Every N steps, save a checkpoint and report no-cache accuracy on 70 held-out tasks (0 = never).
     #[arg(long, default_value_t = 1000)]
     eval_every: usize,
@@ -90,6 +94,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
         short_frac: a.short_frac.unwrap_or(d.short_frac),
         short_pad: a.short_pad.unwrap_or(d.short_pad),
         kinds: if a.kinds.is_empty() { d.kinds.clone() } else { a.kinds.clone() },
+        init: a.init.clone().or(d.init.clone()),
         ..d
     };
     if o.kinds.iter().any(|k| k == "all") {

@@ -56,6 +56,10 @@ pub struct TrainOptions {
     pub heldout_n: usize,
     /// Task kinds to train on (empty = all of [`tasks::KINDS`]).
     pub kinds: Vec<String>,
+    /// Start from this model folder's weights instead of a seeded init (a second stage of
+    /// training: same shape, fresh optimiser and schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -80,6 +84,7 @@ impl Default for TrainOptions {
             heldout_seed: 1,
             heldout_n: 350,
             kinds: DEFAULT_KINDS.iter().map(|s| s.to_string()).collect(),
+            init: None,
         }
     }
 }
@@ -258,14 +263,21 @@ pub fn lr_at(o: &TrainOptions, step: usize) -> f64 {
 pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Progress, &VarMap) -> Result<()>) -> Result<()> {
     o.validate()?;
     let cfg = config(o);
+    // Read the starting weights' provenance before anything in `out` is written (it may be
+    // the same folder).
+    let init_stage = o.init.as_deref().map(earlier_stage).transpose()?;
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
     let tok = vocab::write_tokenizer(&o.out)?;
     let enc = Encoder::new(tok);
-    write_configs(&o.out, &cfg, o)?;
     let dev = Device::Cpu;
-    let vm = VarMap::new();
+    let mut vm = VarMap::new();
     let net = TrainNet::new(&cfg, VarBuilder::from_varmap(&vm, candle_core::DType::F32, &dev), &dev)?;
     net::seed_init(&vm, &cfg, o.seed)?;
+    if let Some(dir) = &o.init {
+        let path = dir.join("model.safetensors");
+        vm.load(&path).map_err(|e| Error::Input(format!("{}: cannot start from these weights: {e}", path.display())))?;
+    }
+    write_configs(&o.out, &cfg, o, init_stage)?;
     let exclude: HashSet<String> = tasks::heldout(o.heldout_seed, o.heldout_n, &o.kinds).into_iter().map(|e| e.prompt).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
     let params = ParamsAdamW { lr: o.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: o.weight_decay };
@@ -307,12 +319,27 @@ pub fn save(vm: &VarMap, dir: &Path) -> Result<()> {
     vm.save(&path).map_err(|e| Error::io(&path, e))
 }
 
-pub fn write_configs(dir: &Path, cfg: &LladaConfig, o: &TrainOptions) -> Result<()> {
+/// The `d2c_training` record of the model in `dir` (and of its own earlier stages): what a
+/// second-stage run started from.
+fn earlier_stage(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let c: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+    Ok(c.get("d2c_training").cloned().unwrap_or(serde_json::Value::Null))
+}
+
+/// `init_stage`: the `d2c_training` record of the weights this run started from, kept as
+/// `d2c_training.init_stage` so a staged model's config tells its whole history.
+pub fn write_configs(dir: &Path, cfg: &LladaConfig, o: &TrainOptions, init_stage: Option<serde_json::Value>) -> Result<()> {
     let mut c = serde_json::to_value(cfg).map_err(|e| Error::Other(e.to_string()))?;
     if let Some(m) = c.as_object_mut() {
         m.insert("architectures".into(), serde_json::json!(["LLaDAModelLM"]));
         m.insert("model_type".into(), serde_json::json!("llada"));
-        m.insert("d2c_training".into(), serde_json::to_value(o).map_err(|e| Error::Other(e.to_string()))?);
+        let mut t = serde_json::to_value(o).map_err(|e| Error::Other(e.to_string()))?;
+        if let (Some(t), Some(stage)) = (t.as_object_mut(), init_stage) {
+            t.insert("init_stage".into(), stage);
+        }
+        m.insert("d2c_training".into(), t);
     }
     let write = |name: &str, v: &serde_json::Value| -> Result<()> {
         let p = dir.join(name);

@@ -119,3 +119,16 @@ fn a_second_stage_starts_from_the_first_stages_weights() {
     assert!(err.contains("model.safetensors") && err.contains("cannot start from"), "{err}");
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn a_curriculum_stage_keeps_the_presets_held_out_set() {
+    let full = TrainOptions::long_tasks();
+    // One kind, listed twice (drawn twice as often): the same held-out tasks, of all five kinds.
+    let stage = TrainOptions { kinds: vec!["longsort".into(), "longsort".into(), "longcopy".into()], ..TrainOptions::long_tasks() };
+    stage.validate().unwrap();
+    let held = stage.heldout();
+    assert_eq!(held, full.heldout());
+    assert_eq!(held.iter().map(|e| e.task.as_str()).collect::<std::collections::HashSet<_>>().len(), 5);
+    let typo = TrainOptions { heldout_kinds: vec!["longsrot".into()], ..TrainOptions::long_tasks() };
+    assert!(typo.validate().unwrap_err().to_string().contains("longsrot"));
+}

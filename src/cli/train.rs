@@ -39,7 +39,9 @@ pub struct TrainArgs {
     heads: Option<usize>,
     #[arg(long)]
     mlp_hidden: Option<usize>,
-    /// Task kinds to train on, comma-separated (default: add,sort,reverse,copy; `all` for all seven).
+    /// Task kinds to train on, comma-separated (default: the preset's; `all` for the seven short kinds).
+    /// With `--preset long-tasks` the held-out file keeps the preset's five kinds, so a run on a
+    /// few of them (a curriculum stage) still never trains on it and probes all five.
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
     #[arg(long)]
@@ -104,7 +106,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
         return Err("--log-every must be positive".into());
     }
     o.validate().map_err(|e| e.to_string())?;
-    let held = tasks::heldout(o.heldout_seed, o.heldout_n, &o.kinds);
+    let held = o.heldout();
     if let Some(parent) = heldout.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }

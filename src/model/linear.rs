@@ -141,8 +141,7 @@ impl Proj {
     /// The kernel a call with `rows` rows of activations like `x` runs on.
     pub fn kernel(&self, x: &Tensor, rows: usize) -> Kernel {
         match self {
-            Proj::Dense { w, .. } if own_kernel_fits(x, w) && rows < OWN_GEMM_BELOW_ROWS => Kernel::Own,
-            Proj::Dense { .. } => Kernel::Gemm,
+            Proj::Dense { w, .. } => dense_kernel(x, w, rows),
             Proj::Quant { w, .. } if rows >= dequantize_from_rows(w.dtype()) => Kernel::Dequantized,
             Proj::Quant { .. } => Kernel::Quantized,
         }
@@ -153,9 +152,12 @@ impl Proj {
     /// would get alone, where the kernel computes every row independently of the others.
     pub fn forward_with(&self, x: &Tensor, kernel: Kernel) -> Result<Tensor> {
         let (y, bias) = match (self, kernel) {
-            (Proj::Dense { w, bias }, Kernel::Own) => (own_f32(x, w)?.map_or_else(|| gemm(x, w), Ok)?, bias),
-            (Proj::Dense { w, bias }, _) => (gemm(x, w)?, bias),
-            (Proj::Quant { w, bias, .. }, Kernel::Dequantized | Kernel::Gemm | Kernel::Own) => (dense(x, &w.dequantize(&x.device().clone())?)?, bias),
+            (Proj::Dense { w, bias }, kernel) => (dense(x, w, kernel)?, bias),
+            (Proj::Quant { w, bias, .. }, Kernel::Dequantized | Kernel::Gemm | Kernel::Own) => {
+                let w = w.dequantize(x.device())?;
+                let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+                (dense(x, &w, dense_kernel(x, &w, rows))?, bias)
+            }
             (Proj::Quant { mm, bias, .. }, Kernel::Quantized) => (mm.forward(x)?, bias),
         };
         Ok(match bias {
@@ -204,15 +206,22 @@ impl Kernel {
     }
 }
 
-/// x·Wᵀ on whichever dense kernel suits the row count.
-fn dense(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-    if rows < OWN_GEMM_BELOW_ROWS {
-        if let Some(y) = own_f32(x, w)? {
-            return Ok(y);
-        }
+/// The dense kernel for `rows` rows of activations like `x` times `w`: the own kernel for
+/// f32 on the CPU below [`OWN_GEMM_BELOW_ROWS`], candle's gemm otherwise.
+fn dense_kernel(x: &Tensor, w: &Tensor, rows: usize) -> Kernel {
+    if own_kernel_fits(x, w) && rows < OWN_GEMM_BELOW_ROWS {
+        Kernel::Own
+    } else {
+        Kernel::Gemm
     }
-    gemm(x, w)
+}
+
+/// x·Wᵀ on `kernel` (the own kernel falls back to candle's where x and W do not fit it).
+fn dense(x: &Tensor, w: &Tensor, kernel: Kernel) -> Result<Tensor> {
+    match kernel {
+        Kernel::Own => own_f32(x, w)?.map_or_else(|| gemm(x, w), Ok),
+        _ => gemm(x, w),
+    }
 }
 
 fn gemm(x: &Tensor, w: &Tensor) -> Result<Tensor> {

@@ -201,10 +201,9 @@ impl Transformer {
         }
     }
 
-    fn embed(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
-        let (b, n) = (ids.len(), ids.first().map_or(0, |r| r.len()));
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        Ok(self.embed.rows(&self.upload(flat, b * n)?, self.dtype)?.reshape((b, n, self.spec.d_model))?)
+    fn embed(&self, ids: Vec<u32>) -> Result<Tensor> {
+        let n = ids.len();
+        Ok(self.embed.rows(&self.upload(ids, n)?, self.dtype)?)
     }
 
     /// Final norm and LM head of `x` (rows, d), as f32 logits.

@@ -56,6 +56,10 @@ pub struct TrainOptions {
     pub heldout_n: usize,
     /// Task kinds to train on (empty = all of [`tasks::KINDS`]).
     pub kinds: Vec<String>,
+    /// Kinds of the held-out set (empty = `kinds`): a preset's, so a run on some of its kinds
+    /// (a curriculum stage) still never trains on, and probes with, the preset's held-out file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heldout_kinds: Vec<String>,
     /// Start from this model folder's weights instead of a seeded init (a second stage of
     /// training: same shape, fresh optimiser and schedule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +88,7 @@ impl Default for TrainOptions {
             heldout_seed: 1,
             heldout_n: 350,
             kinds: DEFAULT_KINDS.iter().map(|s| s.to_string()).collect(),
+            heldout_kinds: Vec::new(),
             init: None,
         }
     }
@@ -110,8 +115,15 @@ impl TrainOptions {
             heldout_seed: 11,
             heldout_n: 250,
             kinds: tasks::LONG_KINDS.iter().map(|s| s.to_string()).collect(),
+            heldout_kinds: tasks::LONG_KINDS.iter().map(|s| s.to_string()).collect(),
             ..TrainOptions::default()
         }
+    }
+
+    /// The held-out tasks: never trained on, seeded by `heldout_seed`.
+    pub fn heldout(&self) -> Vec<Example> {
+        let kinds = if self.heldout_kinds.is_empty() { &self.kinds } else { &self.heldout_kinds };
+        tasks::heldout(self.heldout_seed, self.heldout_n, kinds)
     }
 
     /// How many steps the run takes: `steps`, or fewer with `stop_after`.
@@ -121,7 +133,7 @@ impl TrainOptions {
 
     /// Every reason this run cannot start, before anything is written.
     pub fn validate(&self) -> Result<()> {
-        if let Some(k) = self.kinds.iter().find(|k| !tasks::all_kinds().contains(&k.as_str())) {
+        if let Some(k) = self.kinds.iter().chain(&self.heldout_kinds).find(|k| !tasks::all_kinds().contains(&k.as_str())) {
             return Err(Error::Input(format!("unknown task kind `{k}` (kinds: {})", tasks::all_kinds().join(", "))));
         }
         if !(0.0..=1.0).contains(&self.short_frac) {
@@ -278,7 +290,7 @@ pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Pr
         vm.load(&path).map_err(|e| Error::Input(format!("{}: cannot start from these weights: {e}", path.display())))?;
     }
     write_configs(&o.out, &cfg, o, init_stage)?;
-    let exclude: HashSet<String> = tasks::heldout(o.heldout_seed, o.heldout_n, &o.kinds).into_iter().map(|e| e.prompt).collect();
+    let exclude: HashSet<String> = o.heldout().into_iter().map(|e| e.prompt).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed);
     let params = ParamsAdamW { lr: o.lr, beta1: 0.9, beta2: 0.98, eps: 1e-8, weight_decay: o.weight_decay };
     let mut opt = AdamW::new(vm.all_vars(), params)?;

@@ -73,7 +73,7 @@ impl Transformer {
         }
         let g = t - p;
         req.ids.iter().try_for_each(|r| self.check_ids(r))?;
-        let mut x = self.embed(&req.ids)?;
+        let mut x = self.embed(req.ids.iter().flatten().copied().collect())?.reshape((b, t, spec.d_model))?;
         let mut refreshed = Vec::with_capacity(spec.n_layers);
         for (l, blk) in self.blocks.iter().enumerate() {
             let LayerRows { prompt, response } = req.layers[l];

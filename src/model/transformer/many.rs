@@ -39,8 +39,7 @@ impl Transformer {
         }
         let angles = groups.iter().map(|&(f, e)| self.group_angles(&rows[f..e])).collect::<Result<Vec<_>>>()?;
         let ids: Vec<u32> = parts.iter().flat_map(|(req, _)| req.ids.iter().flatten().copied()).collect();
-        let n_all = ids.len();
-        let mut x = self.embed.rows(&self.upload(ids, n_all)?, self.dtype)?;
+        let mut x = self.embed(ids)?;
         let mut attention: Vec<Vec<Tensor>> = vec![Vec::new(); parts.len()];
         for (l, blk) in self.blocks.iter().enumerate() {
             let hn = rms_norm(&x, &blk.attn_norm, self.spec.rms_eps)?;

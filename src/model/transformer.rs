@@ -203,7 +203,7 @@ impl Transformer {
 
     fn embed(&self, ids: Vec<u32>) -> Result<Tensor> {
         let n = ids.len();
-        Ok(self.embed.rows(&self.upload(ids, n)?, self.dtype)?)
+        self.embed.rows(&self.upload(ids, n)?, self.dtype)
     }
 
     /// Final norm and LM head of `x` (rows, d), as f32 logits.

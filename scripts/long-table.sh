@@ -7,8 +7,8 @@
 #
 #   scripts/long-table.sh [--limit N] [other d2c eval flags]
 #   GENS=128 BLOCKS=32 scripts/long-table.sh   (one canvas and block length only)
-#   LIMIT=250 scripts/long-table.sh       (every held-out task; the default, 100, is the first
-#                                          100 lines: 20 per kind, the file is round-robin)
+#   LIMIT=160 scripts/long-table.sh       (every held-out task; the default, 100, is the first
+#                                          100 lines: 50 per kind, the file is round-robin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q

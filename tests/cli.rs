@@ -352,3 +352,20 @@ fn device_cuda_on_a_cpu_build_names_the_feature() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("copies/forward on cpu"), "{}", stderr(&o));
 }
+
+/// The long model's held-out file is what `d2c tasks` writes for its preset (anyone can
+/// regenerate it, or draw another seed of the same kinds); an unknown kind or preset is named.
+#[test]
+fn tasks_regenerates_the_long_held_out_file_and_names_bad_kinds() {
+    let dir = scratch("tasks");
+    let out = dir.join("long.jsonl");
+    let o = d2c(&["tasks", "--preset", "long-tasks", "--seed", "11", "--n", "160", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), std::fs::read_to_string("tasks/long-heldout.jsonl").unwrap());
+    let o = d2c(&["tasks", "--kinds", "lsbadd,sotr", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown task kind `sotr`") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
+    let o = d2c(&["tasks", "--preset", "huge", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--preset huge"), "{}", stderr(&o));
+}

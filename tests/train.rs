@@ -123,12 +123,13 @@ fn a_second_stage_starts_from_the_first_stages_weights() {
 #[test]
 fn a_curriculum_stage_keeps_the_presets_held_out_set() {
     let full = TrainOptions::long_tasks();
-    // One kind, listed twice (drawn twice as often): the same held-out tasks, of all five kinds.
-    let stage = TrainOptions { kinds: vec!["longsort".into(), "longsort".into(), "longcopy".into()], ..TrainOptions::long_tasks() };
+    // One kind, listed twice (drawn twice as often): the same held-out tasks, of all the
+    // preset's kinds.
+    let stage = TrainOptions { kinds: vec!["lsbadd".into(), "lsbadd".into(), "longcopy".into()], ..TrainOptions::long_tasks() };
     stage.validate().unwrap();
     let held = stage.heldout();
     assert_eq!(held, full.heldout());
-    assert_eq!(held.iter().map(|e| e.task.as_str()).collect::<std::collections::HashSet<_>>().len(), 5);
+    assert_eq!(held.iter().map(|e| e.task.as_str()).collect::<std::collections::HashSet<_>>().len(), train::tasks::LONG_PRESET_KINDS.len());
     let typo = TrainOptions { heldout_kinds: vec!["longsrot".into()], ..TrainOptions::long_tasks() };
     assert!(typo.validate().unwrap_err().to_string().contains("longsrot"));
 }

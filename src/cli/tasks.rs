@@ -15,16 +15,19 @@ pub struct TasksArgs {
     /// Seed; 1 is the held-out set `d2c train` excludes from training.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Only these task kinds (comma-separated; default all).
+    /// Only these task kinds (comma-separated; default: the preset's).
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
+    /// `tiny-tasks` (the seven short kinds) or `long-tasks` (the long-answer model's kinds, as
+    /// in tasks/long-heldout.jsonl, which is `--preset long-tasks --seed 11 --n 160`).
+    #[arg(long, default_value = "tiny-tasks")]
+    preset: String,
 }
 
 pub fn run(a: TasksArgs) -> i32 {
-    let ex = tasks::heldout(a.seed, a.n, &a.kinds);
-    match write_jsonl(&a.out, &ex) {
-        Ok(()) => {
-            eprintln!("wrote {} examples ({}) to {}", ex.len(), tasks::KINDS.join(", "), a.out.display());
+    match write_tasks(&a) {
+        Ok(msg) => {
+            eprintln!("{msg}");
             EXIT_OK
         }
         Err(e) => {
@@ -32,4 +35,19 @@ pub fn run(a: TasksArgs) -> i32 {
             EXIT_ERROR
         }
     }
+}
+
+fn write_tasks(a: &TasksArgs) -> Result<String, String> {
+    let preset: Vec<String> = match a.preset.as_str() {
+        "tiny-tasks" => tasks::KINDS.iter().map(|s| s.to_string()).collect(),
+        "long-tasks" => tasks::LONG_PRESET_KINDS.iter().map(|s| s.to_string()).collect(),
+        other => return Err(format!("--preset {other}: not a preset (tiny-tasks, long-tasks)")),
+    };
+    let kinds = if a.kinds.is_empty() { preset } else { a.kinds.clone() };
+    if let Some(k) = kinds.iter().find(|k| !tasks::all_kinds().contains(&k.as_str())) {
+        return Err(format!("unknown task kind `{k}` (kinds: {})", tasks::all_kinds().join(", ")));
+    }
+    let ex = tasks::heldout(a.seed, a.n, &kinds);
+    write_jsonl(&a.out, &ex).map_err(|e| e.to_string())?;
+    Ok(format!("wrote {} examples ({}) to {}", ex.len(), kinds.join(", "), a.out.display()))
 }

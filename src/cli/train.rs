@@ -40,8 +40,8 @@ pub struct TrainArgs {
     #[arg(long)]
     mlp_hidden: Option<usize>,
     /// Task kinds to train on, comma-separated (default: the preset's; `all` for the seven short kinds).
-    /// With `--preset long-tasks` the held-out file keeps the preset's five kinds, so a run on a
-    /// few of them (a curriculum stage) still never trains on it and probes all five.
+    /// With `--preset long-tasks` the held-out file keeps the preset's kinds, so a run on a
+    /// few of them (a curriculum stage) still never trains on it and probes all of them.
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
     #[arg(long)]
@@ -58,7 +58,8 @@ pub struct TrainArgs {
     /// training stage with its own schedule and a fresh optimiser.
     #[arg(long)]
     init: Option<PathBuf>,
-    /// Every N steps, save a checkpoint and report no-cache accuracy on 70 held-out tasks (0 = never).
+    /// Every N steps, save a checkpoint and report no-cache accuracy on 30 held-out tasks, per
+    /// kind (exact and token-level), at gen 64 and at the model's canvas (0 = never).
     #[arg(long, default_value_t = 1000)]
     eval_every: usize,
 }
@@ -112,32 +113,65 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     }
     train::write_jsonl(&heldout, &held).map_err(|e| e.to_string())?;
     eprintln!("training {} layers x d_model {} for {} steps of {} sequences -> {}", o.layers, o.d_model, o.steps, o.batch, o.out.display());
-    let probe: Vec<tasks::Example> = held.iter().step_by((held.len() / 70).max(1)).cloned().collect();
+    // 30 tasks for the periodic probe (the held-out file is round-robin over kinds, so any
+    // stride that is not a multiple of the kind count keeps it balanced), twice as many at the end.
+    let sample = |n: usize| -> Vec<tasks::Example> { held.iter().step_by((held.len() / n).max(1)).take(n).cloned().collect() };
+    let (probe, final_probe) = (sample(30), sample(60));
     let out = o.out.clone();
     let eval_every = a.eval_every;
+    let gens = probe_canvases(o.gen_max);
     let mut on_progress = |p: &train::Progress, vm: &candle_nn::VarMap| -> crate::error::Result<()> {
         eprintln!("step {:>6}  loss {:.4}  lr {:.2e}  {:.0}s", p.step, p.loss, p.lr, p.elapsed_s);
         if eval_every > 0 && p.step % eval_every == 0 && p.step < o.last_step() {
             train::save(vm, &out)?;
-            let acc = probe_accuracy(&out, &probe)?;
-            eprintln!("step {:>6}  held-out exact match (no cache, {} tasks): {:.1}%", p.step, probe.len(), 100.0 * acc);
+            for &gen in &gens {
+                eprintln!("step {:>6}  {}", p.step, probe_line(&out, &probe, gen)?);
+            }
         }
         Ok(())
     };
     train::train(&o, a.log_every, &mut on_progress).map_err(|e| e.to_string())?;
-    let acc = probe_accuracy(&o.out, &probe).map_err(|e| e.to_string())?;
-    eprintln!("done: held-out exact match (no cache, {} tasks): {:.1}%; model in {}, held-out tasks in {}", probe.len(), 100.0 * acc, o.out.display(), heldout.display());
+    for &gen in &gens {
+        eprintln!("done: {}", probe_line(&o.out, &final_probe, gen).map_err(|e| e.to_string())?);
+    }
+    eprintln!("model in {}, held-out tasks in {}", o.out.display(), heldout.display());
     Ok(())
 }
 
-/// No-cache exact match of the checkpoint in `dir` on `probe`.
-fn probe_accuracy(dir: &std::path::Path, probe: &[tasks::Example]) -> crate::error::Result<f64> {
+/// The canvases the probe decodes on: the model's default (`gen_max`) and, for a long canvas,
+/// 64 as well, since accuracy on a long EOS tail and on a short canvas part ways (README).
+fn probe_canvases(gen_max: usize) -> Vec<usize> {
+    if gen_max > 64 {
+        vec![64, gen_max]
+    } else {
+        vec![gen_max]
+    }
+}
+
+/// "held-out exact match (no cache, gen G, N tasks): X% [kind a%, ...]".
+fn probe_line(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> crate::error::Result<String> {
+    let r = probe_report(dir, probe, gen)?;
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
+    let kinds: Vec<String> = r
+        .per_task
+        .iter()
+        .map(|(k, (ok, n))| {
+            let (right, all) = r.per_task_tokens.get(k).copied().unwrap_or_default();
+            format!("{k} {:.0}% ({:.0}% of tokens)", pct(*ok, *n), pct(right, all))
+        })
+        .collect();
+    Ok(format!("held-out exact match (no cache, gen {gen}, {} tasks): {:.1}% [{}]", probe.len(), 100.0 * r.accuracy(), kinds.join(", ")))
+}
+
+/// No-cache decoding of `probe` by the checkpoint in `dir` on a `gen`-token canvas (one block).
+fn probe_report(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> crate::error::Result<crate::eval::EvalReport> {
     let model = crate::model::llada::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let tok = crate::model::tokenizer::TextTokenizer::from_dir(dir)?.ok_or_else(|| crate::error::Error::Other("no tokenizer.json".into()))?;
     let src = super::default_policy();
-    let (sets, _, _) = super::model_defaults(dir, &src, &[]).map_err(crate::error::Error::Other)?;
+    let canvas = [format!("gen_length={gen}"), format!("block_length={gen}")];
+    let (sets, _, _) = super::model_defaults(dir, &src, &canvas).map_err(crate::error::Error::Other)?;
     let plan = super::compile_or_report(&src, &sets, super::ErrorFormat::Human)
         .map_err(|_| crate::error::Error::Other("the embedded policy does not compile".into()))?
         .plan;
-    Ok(crate::eval::evaluate(&model, &tok, &plan, probe)?.accuracy())
+    crate::eval::evaluate(&model, &tok, &plan, probe)
 }

@@ -20,10 +20,17 @@ pub struct Example {
 
 pub const KINDS: [&str; 7] = ["add", "sub", "chain", "sort", "reverse", "copy", "story"];
 
-/// The long-answer kinds (`d2c train --preset long-tasks`): answers of 20-40 tokens whose
-/// tokens depend on each other across the answer (carries through 20 digits, a sorted list,
-/// a reversed or copied 32-letter string, arithmetic where each line uses the last result).
-pub const LONG_KINDS: [&str; 5] = ["longadd", "longsort", "longreverse", "longcopy", "worked"];
+/// The long-answer kinds: answers of 20-40 tokens whose tokens depend on each other across
+/// the answer (carries through 20 digits, running totals and maxima, a sorted list, a
+/// reversed or copied 32-letter string, arithmetic where each line uses the last result).
+pub const LONG_KINDS: [&str; 10] = ["lsbadd", "lsbmax", "running", "longcopy", "runmax", "walk", "longadd", "longsort", "longreverse", "worked"];
+
+/// The kinds of `d2c train --preset long-tasks` (`models/long-tasks`): every answer token
+/// reads the tokens it depends on at a fixed offset, and each of those tokens alone already
+/// tells something about it, which is what gradient descent on the 4 x 128 network picked up
+/// within the time budget. Digit sums (`lsbadd`, `running`, `walk`, `longadd`) carry no such
+/// signal in any single input, and reversal and sorting need the answer index (README).
+pub const LONG_PRESET_KINDS: [&str; 2] = ["longcopy", "runmax"];
 
 /// Every kind [`sample`] knows.
 pub fn all_kinds() -> Vec<&'static str> {
@@ -33,6 +40,12 @@ pub fn all_kinds() -> Vec<&'static str> {
 /// Digits of `x` zero-padded to `width`, one token each (`0 0 4 2`).
 fn digits(x: u128, width: usize) -> String {
     join(&format!("{x:0width$}").chars().collect::<Vec<_>>())
+}
+
+/// `x` zero-padded to `width` digits, least significant first, as one number (42 -> `2400`;
+/// still one token per digit, as every number).
+fn lsb_digits(x: u128, width: usize) -> String {
+    format!("{x:0width$}").chars().rev().collect()
 }
 
 const NAMES: [&str; 8] = ["tom", "ann", "bob", "eve", "sam", "max", "liz", "joe"];
@@ -114,7 +127,28 @@ pub fn sample(kind: &str, rng: &mut impl Rng) -> Example {
             let out: Vec<char> = if kind == "longreverse" { xs.iter().rev().copied().collect() } else { xs.clone() };
             (format!("{} {} =", &kind[4..], join(&xs)), join(&out))
         }
+        "lsbadd" => {
+            // The same sum written least significant digit first (operands too): the carry
+            // runs left to right, the order in which the answer is read.
+            let (a, b) = (rng.gen_range(0..10u128.pow(19)), rng.gen_range(0..10u128.pow(19)));
+            (format!("{} + {} =", lsb_digits(a, 19), lsb_digits(b, 19)), lsb_digits(a + b, 20))
+        }
+        "lsbmax" => {
+            // lsbadd's layout with the digit-wise larger digit as the answer: each operand
+            // digit alone tells something about it (see LONG_PRESET_KINDS).
+            let (a, b) = (rng.gen_range(0..10u128.pow(19)), rng.gen_range(0..10u128.pow(19)));
+            let (x, y) = (lsb_digits(a, 19), lsb_digits(b, 19));
+            let m: String = x.chars().zip(y.chars()).map(|(p, q)| p.max(q)).collect();
+            (format!("{x} max {y} ="), m)
+        }
         "worked" => worked(rng),
+        "running" => running(rng, 9),
+        "walk" => running(rng, 3),
+        "runmax" => {
+            let xs: Vec<u8> = (0..RUNMAX_LEN).map(|_| LETTERS.as_bytes()[rng.gen_range(0..26)]).collect();
+            let maxima: Vec<char> = xs.iter().scan(0u8, |m, &x| { *m = (*m).max(x); Some(*m as char) }).collect();
+            (format!("max {} =", join(&xs.iter().map(|&x| x as char).collect::<Vec<_>>())), join(&maxima))
+        }
         _ => story(rng),
     };
     Example { task: kind.to_string(), prompt, answer }
@@ -143,6 +177,26 @@ fn worked(rng: &mut impl Rng) -> (String, String) {
     (format!("{prompt} ="), lines.join(" . "))
 }
 const SEQ_LEN: usize = 5;
+const RUNNING_OPS: usize = 12;
+const RUNMAX_LEN: usize = 24;
+
+/// "03 + 5 - 2 + 7 ... =" -> "08 06 13 ...": the running total after each step (steps of
+/// 1..=`max_step`), two digits wide. Prompt steps and answer totals are both two tokens long,
+/// so total j sits at a fixed offset from step j and from total j - 1; yet no total is known
+/// before the one before it. `walk` (steps up to 3) is the same with small steps.
+fn running(rng: &mut impl Rng, max_step: i64) -> (String, String) {
+    let mut acc: i64 = rng.gen_range(1..100);
+    let mut prompt = format!("{acc:02}");
+    let mut totals = Vec::new();
+    for _ in 0..RUNNING_OPS {
+        let k: i64 = rng.gen_range(1..=max_step);
+        let (op, next) = if acc >= k && (rng.gen_bool(0.5) || acc + k > 99) { ("-", acc - k) } else { ("+", acc + k) };
+        prompt.push_str(&format!(" {op} {k}"));
+        totals.push(format!("{next:02}"));
+        acc = next;
+    }
+    (format!("{prompt} ="), totals.join(" "))
+}
 
 /// "tom has 5 apples . he buys 3 and eats 2 . how many apples does tom have now ?"
 fn story(rng: &mut impl Rng) -> (String, String) {
@@ -236,6 +290,29 @@ mod tests {
                 let num = |xs: &[&str]| xs.concat().parse::<u128>().unwrap();
                 match kind {
                     "longadd" => assert_eq!(num(&p[0..19]) + num(&p[20..39]), num(&a)),
+                    "lsbadd" => {
+                        let rev = |x: &str| x.chars().rev().collect::<String>().parse::<u128>().unwrap();
+                        assert_eq!((p[0].len(), p[2].len(), a.len(), a[0].len()), (19, 19, 1, 20));
+                        assert_eq!(rev(p[0]) + rev(p[2]), rev(a[0]));
+                    }
+                    "runmax" => {
+                        let mut m = "";
+                        for (x, y) in p[1..p.len() - 1].iter().zip(&a) {
+                            m = m.max(*x);
+                            assert_eq!(m, *y);
+                        }
+                        assert_eq!(a.len(), 24);
+                    }
+                    "running" | "walk" => {
+                        // Words, not tokens: each total is one two-digit word (two tokens).
+                        let mut acc: i64 = p[0].parse().unwrap();
+                        for (i, total) in a.iter().enumerate() {
+                            let k: i64 = p[2 + 2 * i].parse().unwrap();
+                            acc = if p[1 + 2 * i] == "+" { acc + k } else { acc - k };
+                            assert_eq!(format!("{acc:02}"), *total);
+                        }
+                        assert_eq!(a.len(), 12);
+                    }
                     "longsort" => {
                         let mut xs = p[1..p.len() - 1].to_vec();
                         xs.sort();
@@ -255,7 +332,9 @@ mod tests {
                         }
                     }
                 }
-                assert!(a.len() >= 20, "{kind}: {} words", a.len());
+                // Tokens, not words: every digit is a token.
+                let tokens: usize = a.iter().map(|w| if w.chars().all(|c| c.is_ascii_digit()) { w.len() } else { 1 }).sum();
+                assert!(tokens >= 20, "{kind}: {tokens} tokens");
             }
         }
     }

@@ -95,7 +95,13 @@ pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf> {
     for (name, bytes) in EMBEDDED_MODEL {
         let p = dir.join(name);
         if std::fs::metadata(&p).map(|m| m.len() as usize != bytes.len()).unwrap_or(true) {
-            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+            // Written aside and renamed into place: another thread or process loading the
+            // embedded model at the same time sees the whole file or none of it.
+            static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!(".{name}.{}-{n}", std::process::id()));
+            std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &p).map_err(|e| Error::io(&p, e))?;
         }
     }
     Ok(dir)

@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// Where a layer's time goes, per op kind, at 32/64/384 rows (with --dtype).
     #[arg(long)]
     profile: bool,
+    /// GFLOP/s of the projection kernels per instruction set and weight type, next to
+    /// candle's matmul, on one layer's shapes of the --model (default: the bench model's).
+    #[arg(long)]
+    kernels: bool,
     #[arg(long, default_value_t = 32)]
     extrapolate_layers: usize,
     /// Repetitions per timing in --layer-timing.
@@ -107,6 +111,17 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
         let mut sets: Vec<String> = a.gen_length.map(|g| format!("gen_length={g}")).into_iter().chain(a.block_length.map(|b| format!("block_length={b}"))).collect();
         sets.extend(a.sets.iter().cloned());
         return super::eval::eval_table(a.model.as_deref(), &tasks, &specs, &sets, a.limit, a.dtype, false, a.markdown);
+    }
+    if a.kernels {
+        let (d, ff) = match &a.model {
+            Some(dir) => {
+                let (m, _) = load_model(dir, Dtype::F32)?;
+                (m.info().d_model, m.info().mlp_hidden)
+            }
+            None => (1024, 2816),
+        };
+        super::bench_kernels::run(d, ff, a.reps, a.markdown)?;
+        return Ok(EXIT_OK);
     }
     let dir = model_dir(a.model.as_deref())?;
     if a.profile {
@@ -187,6 +202,7 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
         info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32),
         if a.dtypes.is_empty() { a.dtype.name().to_string() } else { a.dtypes.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ") }
     );
+    println!("cpu kernels: {}", crate::model::simd::describe());
     let header = ["policy", "tokens/s", "speedup", "ideal", "forwards", "rows/step", "recompute", "model %", "policy %", "same tokens", "weights"];
     let mut lines: Vec<Vec<String>> = Vec::new();
     for r in rows {

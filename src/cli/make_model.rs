@@ -202,6 +202,13 @@ fn llada(a: &MakeModelArgs, kvh: usize, init: &mut Init) -> Result<Made, String>
         "n_layers": a.layers.unwrap_or(8), "mlp_hidden_size": f, "vocab_size": v, "embedding_size": v, "max_sequence_length": a.max_seq,
         "rope_theta": 500000.0, "rms_norm_eps": 1e-5, "mask_token_id": v - 2, "eos_token_id": v - 3, "pad_token_id": v - 3,
         "weight_tying": false, "include_bias": false, "block_type": "llama", "activation_type": "silu", "torch_dtype": "float32",
+        // The keys LLaDA's own modelling code needs beyond those d2c reads (its defaults
+        // differ: no RoPE, a learned position table), so the authors' reference loads this
+        // folder as it is (scripts/bench-reference.sh).
+        "rope": true, "rope_full_precision": true, "alibi": false, "flash_attention": false, "include_qkv_bias": false,
+        "layer_norm_type": "rms", "layer_norm_with_affine": true, "bias_for_layer_norm": false, "attention_layer_norm": false,
+        "block_group_size": 1, "scale_logits": false, "input_emb_norm": false, "mlp_ratio": 4,
+        "attention_dropout": 0.0, "residual_dropout": 0.0, "embedding_dropout": 0.0, "init_device": "cpu", "use_cache": false,
         "d2c_note": format!("random weights (seed {}) written by `d2c make-model`; for speed measurements only", a.seed),
     });
     Ok((t, cfg))

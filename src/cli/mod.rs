@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_batch;
+mod bench_kernels;
 mod bench_layers;
 mod check;
 mod compile;
@@ -112,13 +113,22 @@ impl Dtype {
 }
 
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    // `--version` also names the instruction set the kernels use on this machine.
+    let version = format!("{} (cpu kernels: {})", env!("CARGO_PKG_VERSION"), crate::model::simd::describe());
+    let version: &'static str = Box::leak(version.into_boxed_str());
+    let parsed = Cli::command().version(version).try_get_matches().and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
         }
     };
+    if let Err(e) = crate::model::simd::check_env() {
+        eprintln!("error: {e}");
+        return EXIT_ERROR;
+    }
     if let Err(e) = crate::engine::select_device(cli.device) {
         eprintln!("error: {e}");
         return EXIT_ERROR;

@@ -319,7 +319,7 @@ impl Streamer {
 /// The device the model ran on, as the summary names it.
 fn device_name() -> String {
     match crate::engine::device() {
-        candle_core::Device::Cpu => "cpu".into(),
+        candle_core::Device::Cpu => format!("cpu [{}]", crate::model::simd::describe()),
         d => format!("{:?}", d.location()),
     }
 }

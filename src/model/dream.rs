@@ -150,5 +150,5 @@ pub fn load_as(dir: &Path, ty: WeightType, device: &Device) -> Result<Transforme
     let head = Proj::new("lm_head.weight", head_w, None, ty.for_head())?;
     let embed = Embed::new("model.embed_tokens.weight", embed_w, ty)?;
     let info = ModelInfo::of("dream", &s, cfg.mask_token_id, cfg.eos_token_id, 1);
-    Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(), device)
+    Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(device), device)
 }

@@ -203,7 +203,7 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
             proj(o, None, ty, &n("attn_output"))?,
             proj(gate_up, None, ty, &n("ffn_gate"))?,
             proj(down, None, ty, &n("ffn_down"))?,
-            ty.activations(),
+            ty.activations(device),
         )?);
     }
     let final_norm = r.dense("output_norm.weight", &[d])?;
@@ -212,7 +212,7 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
     let head = proj(head, None, ty.for_head(), "output.weight")?;
     let embed = if is_float(embed_q.dtype()) { Embed::new("token_embd.weight", embed_q.dequantize(device)?, ty)? } else { Embed::Quant(Arc::new(embed_q)) };
     let info = ModelInfo::of(&arch, &spec, mask_id, eos_id, shift as usize);
-    let model = Transformer::new(spec, info, embed, blocks, final_norm, head, ty.activations(), device)?;
+    let model = Transformer::new(spec, info, embed, blocks, final_norm, head, ty.activations(device), device)?;
     Ok((model, r.content))
 }
 

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{DType, Module, Storage, Tensor};
+use candle_core::{DType, Device, Module, Storage, Tensor};
 use std::sync::Arc;
 
 /// The storage type of a checkpoint's linear weights as d2c holds them.
@@ -50,9 +50,12 @@ impl WeightType {
         }
     }
 
-    /// The dtype activations (and the K/V store) use with these weights.
-    pub fn activations(&self) -> DType {
+    /// The dtype activations (and the K/V store) use with these weights on `device`. bf16
+    /// weights on the CPU keep f32 activations: the own kernel multiplies them as bf16
+    /// ([`super::gemm::xwt_bf16`]) and every other op runs at f32 speed and precision.
+    pub fn activations(&self, device: &Device) -> DType {
         match self {
+            WeightType::Dense(DType::BF16) if device.is_cpu() => DType::F32,
             WeightType::Dense(d) => *d,
             WeightType::Quant(_) => DType::F32,
         }
@@ -60,7 +63,10 @@ impl WeightType {
 
     /// The dtype tensors are read in before they are stored as `self`.
     pub fn load_dtype(&self) -> DType {
-        self.activations()
+        match self {
+            WeightType::Dense(d) => *d,
+            WeightType::Quant(_) => DType::F32,
+        }
     }
 
     /// Bytes per weight, for memory estimates.
@@ -96,20 +102,32 @@ pub fn quantize(name: &str, w: &Tensor, q: GgmlDType) -> Result<QTensor> {
     Ok(QTensor::quantize(&w.to_dtype(DType::F32)?, q)?)
 }
 
-/// From how many input rows a projection stored as `q` dequantizes its weight and runs a
+/// From how many input rows a projection stored as `w` dequantizes its weight and runs a
 /// dense gemm instead of candle's quantized kernel (measured with `d2c bench
 /// --layer-timing`; `D2C_DEQUANTIZE_FROM_ROWS` overrides it for such measurements).
-pub fn dequantize_from_rows(q: GgmlDType) -> usize {
+pub fn dequantize_from_rows(w: &QTensor) -> usize {
     static OVERRIDE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
     if let Some(n) = *OVERRIDE.get_or_init(|| std::env::var("D2C_DEQUANTIZE_FROM_ROWS").ok().and_then(|v| v.parse().ok())) {
         return n;
     }
     // candle's k-quant kernels beat f32 gemm at every row count here (q4_k: 152 vs 166 ms a
-    // layer at 384 rows, 22 vs 38 at 64); its q8_0/q4_0 kernels only at a few rows.
-    match q {
+    // layer at 384 rows, 22 vs 38 at 64); its q8_0/q4_0 kernels only at a few rows, except
+    // q8_0 on its VNNI path (below): 345-373 GFLOP/s at 32-384 rows against 150-190 for f32
+    // on an AVX-512 machine (`d2c bench --kernels`, 2026-12-03).
+    match w.dtype() {
+        GgmlDType::Q8_0 if candle_repacks_q8_0(w) => usize::MAX,
         GgmlDType::Q8_0 | GgmlDType::Q4_0 => 48,
         _ => usize::MAX,
     }
+}
+
+/// Whether candle's quantized matmul runs `w` (q8_0) on its repacked VNNI kernels: a CPU with
+/// AVX512-VNNI or AVX-VNNI ([`super::simd::candle_quantized`]), rows a multiple of 16 and of
+/// 256 values. Otherwise its q8_0 kernel is a whole-row AVX2 dot product per output.
+fn candle_repacks_q8_0(w: &QTensor) -> bool {
+    let (n, k) = w.shape().dims2().unwrap_or((0, 0));
+    let shape_fits = n > 0 && n.is_multiple_of(16) && k > 0 && k.is_multiple_of(256);
+    shape_fits && super::simd::candle_quantized().ends_with("vnni")
 }
 
 /// y = x Wᵀ (+ b).
@@ -123,7 +141,10 @@ impl Proj {
     /// model ever exists).
     pub fn new(name: &str, w: Tensor, bias: Option<Tensor>, ty: WeightType) -> Result<Self> {
         match ty {
-            WeightType::Dense(d) => Ok(Proj::Dense { w: w.to_dtype(d)?, bias: bias.map(|b| b.to_dtype(d)).transpose()? }),
+            WeightType::Dense(d) => {
+                let act = ty.activations(w.device());
+                Ok(Proj::Dense { w: w.to_dtype(d)?, bias: bias.map(|b| b.to_dtype(act)).transpose()? })
+            }
             WeightType::Quant(q) => Self::from_qtensor(Arc::new(quantize(name, &w, q)?), bias),
         }
     }
@@ -142,7 +163,7 @@ impl Proj {
     pub fn kernel(&self, x: &Tensor, rows: usize) -> Kernel {
         match self {
             Proj::Dense { w, .. } => dense_kernel(x, w, rows),
-            Proj::Quant { w, .. } if rows >= dequantize_from_rows(w.dtype()) => Kernel::Dequantized,
+            Proj::Quant { w, .. } if rows >= dequantize_from_rows(w) => Kernel::Dequantized,
             Proj::Quant { .. } => Kernel::Quantized,
         }
     }
@@ -189,7 +210,8 @@ impl Proj {
 /// blocking by the row count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// [`super::gemm::xwt`]: f32 on the CPU, few rows.
+    /// [`super::gemm::xwt`] (f32 on the CPU, few rows) or [`super::gemm::xwt_bf16`] (bf16
+    /// weights and f32 activations on the CPU, any row count).
     Own,
     /// candle's dense matmul.
     Gemm,
@@ -207,9 +229,11 @@ impl Kernel {
 }
 
 /// The dense kernel for `rows` rows of activations like `x` times `w`: the own kernel for
-/// f32 on the CPU below [`OWN_GEMM_BELOW_ROWS`], candle's gemm otherwise.
+/// f32 on the CPU below [`OWN_GEMM_BELOW_ROWS`] and for bf16 weights at any row count (candle
+/// has no bf16 x f32 product, and its bf16 gemm is its slowest), candle's gemm otherwise.
 fn dense_kernel(x: &Tensor, w: &Tensor, rows: usize) -> Kernel {
-    if own_kernel_fits(x, w) && rows < OWN_GEMM_BELOW_ROWS {
+    let fits = own_kernel_fits(x, w);
+    if fits && (w.dtype() == DType::BF16 || rows < OWN_GEMM_BELOW_ROWS) {
         Kernel::Own
     } else {
         Kernel::Gemm
@@ -219,12 +243,17 @@ fn dense_kernel(x: &Tensor, w: &Tensor, rows: usize) -> Kernel {
 /// x·Wᵀ on `kernel` (the own kernel falls back to candle's where x and W do not fit it).
 fn dense(x: &Tensor, w: &Tensor, kernel: Kernel) -> Result<Tensor> {
     match kernel {
-        Kernel::Own => own_f32(x, w)?.map_or_else(|| gemm(x, w), Ok),
+        Kernel::Own => own(x, w)?.map_or_else(|| gemm(x, w), Ok),
         _ => gemm(x, w),
     }
 }
 
 fn gemm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    // Activations of another dtype than the weight (bf16 weights on a path the own kernel
+    // does not take) meet the weight's dtype and return in their own.
+    if x.dtype() != w.dtype() {
+        return Ok(gemm(&x.to_dtype(w.dtype())?, w)?.to_dtype(x.dtype())?);
+    }
     let wt = match *x.dims() {
         [b1, b2, _, _] => w.broadcast_left((b1, b2))?.t()?,
         [b, _, _] => w.broadcast_left(b)?.t()?,
@@ -238,13 +267,14 @@ fn gemm(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// --profile`: 72-95 against 37-67 GFLOP/s at 32-64 rows; even at 128, candle ahead at 384).
 const OWN_GEMM_BELOW_ROWS: usize = 256;
 
-/// Both f32 on the CPU, the weight contiguous: what [`super::gemm::xwt`] reads.
+/// f32 activations and an f32 or bf16 weight on the CPU, the weight contiguous: what
+/// [`super::gemm::xwt`] and [`super::gemm::xwt_bf16`] read.
 fn own_kernel_fits(x: &Tensor, w: &Tensor) -> bool {
-    x.dtype() == DType::F32 && w.dtype() == DType::F32 && x.device().is_cpu() && w.is_contiguous() && w.rank() == 2
+    x.dtype() == DType::F32 && matches!(w.dtype(), DType::F32 | DType::BF16) && x.device().is_cpu() && w.is_contiguous() && w.rank() == 2
 }
 
 /// x·Wᵀ on the own kernel (any row count), or None when x and W are not what it reads.
-fn own_f32(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
+fn own(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
     let (n, k) = w.dims2()?;
     let rows = x.elem_count() / k.max(1);
     if !own_kernel_fits(x, w) || x.dims().last() != Some(&k) {
@@ -257,8 +287,11 @@ fn own_f32(x: &Tensor, w: &Tensor) -> Result<Option<Tensor>> {
         match (&*xs, &*ws) {
             (Storage::Cpu(xc), Storage::Cpu(wc)) => {
                 let xv = &xc.as_slice::<f32>()?[xl.start_offset()..];
-                let wv = &wc.as_slice::<f32>()?[wl.start_offset()..];
-                super::gemm::xwt(xv, wv, rows, n, k)
+                if w.dtype() == DType::BF16 {
+                    super::gemm::xwt_bf16(xv, &wc.as_slice::<half::bf16>()?[wl.start_offset()..], rows, n, k)
+                } else {
+                    super::gemm::xwt(xv, &wc.as_slice::<f32>()?[wl.start_offset()..], rows, n, k)
+                }
             }
             _ => return Ok(None),
         }

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod dream;
 pub mod gemm;
+pub mod simd;
 pub mod gguf;
 pub mod kv;
 pub mod linear;

@@ -79,7 +79,7 @@ impl Block {
             Some((bq, bk, bv)) => Some(Tensor::cat(&[bq, bk, bv], 0)?),
             None => None,
         };
-        let act = ty.activations();
+        let act = ty.activations(w.attn_norm.device());
         let [q, o, gate, down] = &w.names;
         Ok(Block {
             attn_norm: w.attn_norm.to_dtype(act)?,

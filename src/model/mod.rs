@@ -15,6 +15,7 @@ pub mod config;
 pub mod dream;
 pub mod gemm;
 pub mod simd;
+pub mod softmax;
 pub mod gguf;
 pub mod kv;
 pub mod linear;

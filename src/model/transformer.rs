@@ -142,6 +142,27 @@ pub(crate) fn rope_tables(max_len: usize, hd: usize, theta: f64, dev: &Device) -
     Ok((Tensor::from_vec(cos, (max_len, hd / 2), dev)?, Tensor::from_vec(sin, (max_len, hd / 2), dev)?))
 }
 
+/// softmax(scale · scores) over the last dimension, f32: the own vectorised pass on the CPU
+/// ([`super::softmax`]), candle's ops elsewhere.
+fn scaled_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
+    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        let s = scores.contiguous()?;
+        let t = s.dims().last().copied().unwrap_or(0);
+        let probs = {
+            let (st, layout) = s.storage_and_layout();
+            match &*st {
+                candle_core::Storage::Cpu(c) => {
+                    let v = &c.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + s.elem_count()];
+                    super::softmax::scaled_softmax(v, t, scale as f32)
+                }
+                _ => return Ok(candle_nn::ops::softmax_last_dim(&(scores * scale)?)?),
+            }
+        };
+        return Ok(Tensor::from_vec(probs, s.shape(), s.device())?);
+    }
+    Ok(candle_nn::ops::softmax_last_dim(&(scores * scale)?)?)
+}
+
 fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(candle_nn::ops::rms_norm(x, w, eps as f32)?)
 }
@@ -358,9 +379,9 @@ impl Transformer {
         let t_len = kc.dim(2)?;
         let scale = 1.0 / (hd as f64).sqrt();
         let q = q.reshape((b, kvh, (h / kvh) * n, hd))?;
-        let scores = (q.matmul(&kc.t()?)?.to_dtype(DType::F32)? * scale)?;
+        let scores = q.matmul(&kc.t()?)?.to_dtype(DType::F32)?;
         self.lap("scores q.K^T");
-        let att = candle_nn::ops::softmax_last_dim(&scores)?;
+        let att = scaled_softmax(&scores, scale)?;
         self.lap("softmax");
         let o = att.to_dtype(self.dtype)?.matmul(vc)?.reshape((b, h, n, hd))?.transpose(1, 2)?.reshape((b, n, d))?;
         self.lap("att.V + merge heads");

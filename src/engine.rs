@@ -71,9 +71,13 @@ fn open_device(choice: DeviceChoice) -> Result<Device> {
         }
         #[cfg(feature = "cuda")]
         // candle appends a backtrace to driver errors: the first line names the failure.
-        DeviceChoice::Cuda(n) => Device::new_cuda(n).map_err(|e| Error::Input(format!("--device cuda:{n}: {}", e.to_string().lines().next().unwrap_or("no such GPU")))),
+        DeviceChoice::Cuda(n) => {
+            Device::new_cuda(n).map_err(|e| Error::Input(format!("--device cuda:{n}: {}", e.to_string().lines().next().unwrap_or("no such GPU"))))
+        }
         #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(n) => Err(Error::Input(format!("--device cuda:{n}: this binary was built without the `cuda` feature (scripts/build-cuda.sh builds one)"))),
+        DeviceChoice::Cuda(n) => {
+            Err(Error::Input(format!("--device cuda:{n}: this binary was built without the `cuda` feature (scripts/build-cuda.sh builds one)")))
+        }
     }
 }
 
@@ -158,7 +162,10 @@ pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<
     let declared = declared_params(src);
     let user = |name: &str| user_sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));
     // `steps` turns into tokens_per_step against the gen_length the decode will use.
-    let gen = user("gen_length").and_then(|g| g.parse().ok()).or(gc.max_new_tokens).or_else(|| compile(src, &[], &mut |_, _| {}).ok().and_then(|c| c.plan.schedule.gen_length.as_usize()));
+    let gen = user("gen_length")
+        .and_then(|g| g.parse().ok())
+        .or(gc.max_new_tokens)
+        .or_else(|| compile(src, &[], &mut |_, _| {}).ok().and_then(|c| c.plan.schedule.gen_length.as_usize()));
     let (suggested, notes) = gc.suggestions(&declared, gen);
     let applied: Vec<Suggested> = suggested.into_iter().filter(|s| user(&s.param).is_none()).collect();
     Ok((applied.iter().map(|s| format!("{}={}", s.param, s.value)).collect(), applied, notes))
@@ -229,7 +236,12 @@ impl Engine {
                 return Err(Error::input(format!("token id {bad} is outside the vocabulary (0..{})", info.logits_width)));
             }
             if p.len() + gen_length > info.max_seq_len {
-                return Err(Error::input(format!("the prompt is {} tokens; with gen_length {gen_length} that is {} > the model's maximum sequence length {}", p.len(), p.len() + gen_length, info.max_seq_len)));
+                return Err(Error::input(format!(
+                    "the prompt is {} tokens; with gen_length {gen_length} that is {} > the model's maximum sequence length {}",
+                    p.len(),
+                    p.len() + gen_length,
+                    info.max_seq_len
+                )));
             }
         }
         Ok(())

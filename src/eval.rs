@@ -9,10 +9,10 @@ use crate::model::tokenizer::TextTokenizer;
 use crate::model::DiffusionModel;
 use crate::plan::Plan;
 use crate::runtime::{generate, Progress, RunOptions, Stats};
-use std::cell::Cell;
-use std::rc::Rc;
 use crate::train::tasks::Example;
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct EvalReport {

@@ -45,7 +45,9 @@ impl GenerationConfig {
         let uint = |k: &str| -> std::result::Result<Option<usize>, String> {
             get(k).map(|x| x.as_u64().map(|n| n as usize).ok_or_else(|| format!("`{k}` must be a non-negative integer, got {x}"))).transpose()
         };
-        let float = |k: &str| -> std::result::Result<Option<f64>, String> { get(k).map(|x| x.as_f64().ok_or_else(|| format!("`{k}` must be a number, got {x}"))).transpose() };
+        let float = |k: &str| -> std::result::Result<Option<f64>, String> {
+            get(k).map(|x| x.as_f64().ok_or_else(|| format!("`{k}` must be a number, got {x}"))).transpose()
+        };
         let id = |x: &Value| x.as_u64().map(|n| n as u32).ok_or_else(|| format!("`eos_token_id` must be a token id or a list of them, got {x}"));
         let eos_token_ids = match get("eos_token_id") {
             None => vec![],
@@ -95,7 +97,10 @@ impl GenerationConfig {
         if let Some(s) = self.steps {
             match gen {
                 Some(g) if s > 0 && s <= g && g % s == 0 => push("tokens_per_step", (g / s).to_string(), "steps"),
-                _ => notes.push(format!("generation_config.json steps={s} not applied (it must divide gen_length{})", gen.map(|g| format!(" {g}")).unwrap_or_default())),
+                _ => notes.push(format!(
+                    "generation_config.json steps={s} not applied (it must divide gen_length{})",
+                    gen.map(|g| format!(" {g}")).unwrap_or_default()
+                )),
             }
         }
         if let Some(a) = &self.alg {
@@ -120,7 +125,14 @@ pub fn stop_ids(gc: &GenerationConfig, model_eos: u32, tok: Option<&crate::model
         ids.extend(STOP_TOKENS.iter().filter_map(|n| t.token_id(n)));
     }
     let mut seen = Vec::new();
-    ids.retain(|x| if seen.contains(x) { false } else { seen.push(*x); true });
+    ids.retain(|x| {
+        if seen.contains(x) {
+            false
+        } else {
+            seen.push(*x);
+            true
+        }
+    });
     ids
 }
 

@@ -4,20 +4,20 @@
 //! -> [`plan`] (closed-enum ops, optimisation passes) -> [`runtime`] (executor, selection
 //! kernels, K/V store, trace) -> [`model`] (LLaDA; knows nothing about policies).
 
-pub mod diag;
-pub mod error;
-pub mod model;
-pub mod plan;
-pub mod runtime;
-pub mod syntax;
 pub mod chat;
 pub mod check;
-pub mod generation_config;
 pub mod cli;
 pub mod compile;
+pub mod diag;
 pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod generation_config;
+pub mod model;
 pub mod picture;
+pub mod plan;
+pub mod runtime;
 pub mod serve;
 pub mod snapshot;
-pub mod eval;
+pub mod syntax;
 pub mod train;

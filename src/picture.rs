@@ -38,7 +38,11 @@ fn field_err(file: &str, field: &str, what: &str) -> String {
 }
 
 fn usize_list(v: &Value, file: &str, field: &str) -> Result<Vec<usize>, String> {
-    v.as_array().ok_or_else(|| field_err(file, field, "expected a list of positions"))?.iter().map(|x| x.as_u64().map(|n| n as usize).ok_or_else(|| field_err(file, field, &format!("`{x}` is not a position")))).collect()
+    v.as_array()
+        .ok_or_else(|| field_err(file, field, "expected a list of positions"))?
+        .iter()
+        .map(|x| x.as_u64().map(|n| n as usize).ok_or_else(|| field_err(file, field, &format!("`{x}` is not a position"))))
+        .collect()
 }
 
 impl TraceView {
@@ -55,7 +59,11 @@ impl TraceView {
         let prompts = v.get("prompt_ids").and_then(|p| p.as_array()).ok_or_else(|| field_err(file, "prompt_ids", "missing or not a list of prompts"))?;
         let prompt = prompts.get(seq).ok_or_else(|| field_err(file, "prompt_ids", &format!("has {} sequence(s), no sequence {seq}", prompts.len())))?;
         let prompt_len = prompt.as_array().ok_or_else(|| field_err(file, &format!("prompt_ids[{seq}]"), "not a list of ids"))?.len();
-        let gen_ids = v.get("final_generated_ids").and_then(|g| g.get(seq)).and_then(|g| g.as_array()).ok_or_else(|| field_err(file, &format!("final_generated_ids[{seq}]"), "missing or not a list of ids"))?;
+        let gen_ids = v
+            .get("final_generated_ids")
+            .and_then(|g| g.get(seq))
+            .and_then(|g| g.as_array())
+            .ok_or_else(|| field_err(file, &format!("final_generated_ids[{seq}]"), "missing or not a list of ids"))?;
         let steps_v = v.get("steps").and_then(|s| s.as_array()).ok_or_else(|| field_err(file, "steps", "missing or not a list"))?;
         let mut steps = Vec::with_capacity(steps_v.len());
         for (i, st) in steps_v.iter().enumerate() {
@@ -86,7 +94,12 @@ impl TraceView {
             policy: v.get("policy").or_else(|| v.get("name")).and_then(|p| p.as_str()).unwrap_or("policy").to_string(),
             prompt_len,
             gen_length: gen_ids.len(),
-            block_length: v.get("block_length").or_else(|| v.get("generation").and_then(|g| g.get("block_length"))).and_then(|b| b.as_u64()).map(|b| b as usize).filter(|&b| b > 0),
+            block_length: v
+                .get("block_length")
+                .or_else(|| v.get("generation").and_then(|g| g.get("block_length")))
+                .and_then(|b| b.as_u64())
+                .map(|b| b as usize)
+                .filter(|&b| b > 0),
             steps,
             labels: Default::default(),
         })
@@ -202,14 +215,26 @@ pub fn svg(t: &TraceView, cell: usize) -> String {
     );
     // Wide enough for the title and the legend even when the canvas is small.
     let width = grid_width.max(ml + 4.0 * 230.0).max(ml + 7.5 * title.chars().count() as f64);
-    let _ = writeln!(s, r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"##);
+    let _ = writeln!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"##
+    );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
     let _ = writeln!(s, r##"<text x="{ml}" y="16" font-size="13" font-weight="bold">{}</text>"##, esc(&title));
     // Position labels every 32 (and the prompt/answer split), step labels every 32.
-    let _ = writeln!(s, r##"<text x="{ml}" y="34" fill="#555">prompt</text><text x="{:.1}" y="34" fill="#555">answer →</text>"##, ml + t.prompt_len as f64 * c + 2.0);
+    let _ = writeln!(
+        s,
+        r##"<text x="{ml}" y="34" fill="#555">prompt</text><text x="{:.1}" y="34" fill="#555">answer →</text>"##,
+        ml + t.prompt_len as f64 * c + 2.0
+    );
     for x in (0..canvas).step_by(32) {
         let px = ml + x as f64 * c;
-        let _ = writeln!(s, r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{mt:.1}" stroke="#555"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" fill="#555">{x}</text>"##, mt - 4.0, mt - 7.0);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{mt:.1}" stroke="#555"/><text x="{px:.1}" y="{:.1}" text-anchor="middle" fill="#555">{x}</text>"##,
+            mt - 4.0,
+            mt - 7.0
+        );
     }
     for st in (0..steps).step_by(32) {
         let py = mt + st as f64 * c + c / 2.0 + 4.0;
@@ -252,19 +277,43 @@ pub fn svg(t: &TraceView, cell: usize) -> String {
             }
             let label = t.labels.get(&tok).cloned().unwrap_or_else(|| tok.to_string());
             let px = ml + x as f64 * c;
-            let _ = write!(s, r##"<rect x="{px:.1}" y="{y:.1}" width="{c:.1}" height="{c:.1}" fill="{COMMITTED}"><title>step {} position {x}: {}</title></rect>"##, i, esc(&label));
+            let _ = write!(
+                s,
+                r##"<rect x="{px:.1}" y="{y:.1}" width="{c:.1}" height="{c:.1}" fill="{COMMITTED}"><title>step {} position {x}: {}</title></rect>"##,
+                i,
+                esc(&label)
+            );
             if c >= 10.0 {
-                let _ = write!(s, r##"<text x="{:.1}" y="{:.1}" font-size="{:.0}" text-anchor="middle" fill="white">{}</text>"##, px + c / 2.0, y + c * 0.8, c * 0.75, esc(&short(&label)));
+                let _ = write!(
+                    s,
+                    r##"<text x="{:.1}" y="{:.1}" font-size="{:.0}" text-anchor="middle" fill="white">{}</text>"##,
+                    px + c / 2.0,
+                    y + c * 0.8,
+                    c * 0.75,
+                    esc(&short(&label))
+                );
             }
             let _ = writeln!(s);
             decoded[x] = true;
         }
         // Side bar: rows recomputed this step, against the whole canvas.
         let n = st.rows_computed(canvas);
-        let _ = writeln!(s, r##"<rect x="{bar_x:.1}" y="{y:.1}" width="{:.2}" height="{c:.1}" fill="{FRESH}"><title>step {}: {n} rows</title></rect>"##, bar_w * n as f64 / canvas.max(1) as f64, i);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{bar_x:.1}" y="{y:.1}" width="{:.2}" height="{c:.1}" fill="{FRESH}"><title>step {}: {n} rows</title></rect>"##,
+            bar_w * n as f64 / canvas.max(1) as f64,
+            i
+        );
         for (l, rows) in st.layers.iter().enumerate() {
             let frac = rows.len() as f64 / canvas.max(1) as f64;
-            let _ = writeln!(s, r##"<rect x="{:.1}" y="{y:.1}" width="{lw:.1}" height="{c:.1}" fill="{FRESH}" fill-opacity="{:.3}"><title>step {} layer {l}: {} rows</title></rect>"##, strip_x + l as f64 * lw, 0.1 + 0.9 * frac, i, rows.len());
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{y:.1}" width="{lw:.1}" height="{c:.1}" fill="{FRESH}" fill-opacity="{:.3}"><title>step {} layer {l}: {} rows</title></rect>"##,
+                strip_x + l as f64 * lw,
+                0.1 + 0.9 * frac,
+                i,
+                rows.len()
+            );
         }
     }
     // Block boundaries and the prompt/answer split, over the cells.
@@ -295,7 +344,12 @@ pub fn svg(t: &TraceView, cell: usize) -> String {
     ];
     for (k, (col, name)) in legend.iter().enumerate() {
         let (lx, ly) = (ml + (k % 4) as f64 * 230.0, legend_y + (k / 4) as f64 * 18.0);
-        let _ = writeln!(s, r##"<rect x="{lx:.1}" y="{ly:.1}" width="11" height="11" fill="{col}" stroke="#999"/><text x="{:.1}" y="{:.1}">{name}</text>"##, lx + 15.0, ly + 10.0);
+        let _ = writeln!(
+            s,
+            r##"<rect x="{lx:.1}" y="{ly:.1}" width="11" height="11" fill="{col}" stroke="#999"/><text x="{:.1}" y="{:.1}">{name}</text>"##,
+            lx + 15.0,
+            ly + 10.0
+        );
     }
     s.push_str("</svg>\n");
     s

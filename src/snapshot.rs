@@ -74,7 +74,8 @@ pub fn render(out: &RunOutput, policy: &str, engine: &Engine) -> String {
                     if per.iter().all(|x| *x == per[0]) {
                         let _ = write!(line, " | recompute (every layer) {} ({} rows)", per[0], layers[0].len());
                     } else {
-                        let _ = write!(line, " | recompute per layer {}", per.iter().enumerate().map(|(l, x)| format!("L{l} {x}")).collect::<Vec<_>>().join("; "));
+                        let _ =
+                            write!(line, " | recompute per layer {}", per.iter().enumerate().map(|(l, x)| format!("L{l} {x}")).collect::<Vec<_>>().join("; "));
                     }
                 }
                 (None, None) => {
@@ -94,7 +95,14 @@ pub fn render(out: &RunOutput, policy: &str, engine: &Engine) -> String {
         let _ = writeln!(s, "canvas ids: {}", ids.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
     }
     let st = &out.stats;
-    let _ = writeln!(s, "steps {}, forwards {} ({} full), recomputed {:.1}% of no-cache's rows", st.steps, st.forwards, st.full_forwards, 100.0 * st.recompute_fraction());
+    let _ = writeln!(
+        s,
+        "steps {}, forwards {} ({} full), recomputed {:.1}% of no-cache's rows",
+        st.steps,
+        st.forwards,
+        st.full_forwards,
+        100.0 * st.recompute_fraction()
+    );
     s
 }
 
@@ -108,7 +116,12 @@ pub enum Prompt<'a> {
 /// and render it. An invalid policy is an error carrying the diagnostics' messages.
 pub fn decode(engine: &Engine, policy: &Source, prompt: Prompt, sets: &[String]) -> Result<String> {
     let prepared = engine.prepare(policy, sets)?.map_err(|f| {
-        let msgs: Vec<String> = f.diagnostics.iter().filter(|d| d.is_error()).map(|d| format!("{}:{}:{}: [{}] {}", policy.path, d.span.line, d.span.col, d.code, d.message)).collect();
+        let msgs: Vec<String> = f
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}:{}:{}: [{}] {}", policy.path, d.span.line, d.span.col, d.code, d.message))
+            .collect();
         Error::Other(format!("{}: policy is invalid: {}", policy.path, msgs.join("; ")))
     })?;
     let ids = match prompt {

@@ -11,7 +11,8 @@ use d2c::plan::Val;
 use d2c::runtime::{generate, RunOptions};
 
 fn decode(engine: &Engine, plan: &d2c::plan::Plan, prompts: &[Vec<u32>]) -> d2c::runtime::exec::RunOutput {
-    generate(&engine.model, plan, prompts, RunOptions { record_details: true, stop_ids: engine.stops.clone(), ..Default::default() }).unwrap_or_else(|e| panic!("{}: {e}", plan.policy))
+    generate(&engine.model, plan, prompts, RunOptions { record_details: true, stop_ids: engine.stops.clone(), ..Default::default() })
+        .unwrap_or_else(|e| panic!("{}: {e}", plan.policy))
 }
 
 /// The shipped model with task prompts, and the oracle's tiny LLaDA with the prompts of its
@@ -38,7 +39,8 @@ fn a_batch_decodes_every_sequence_as_if_alone() {
 
 fn check_policies(engine: &Engine, oracle: bool) {
     let (groups, settings) = cases(engine, oracle);
-    let mut policies: Vec<_> = std::fs::read_dir("policies").unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "pol")).collect();
+    let mut policies: Vec<_> =
+        std::fs::read_dir("policies").unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "pol")).collect();
     policies.sort();
     for path in policies {
         let src = Source::read(&path.to_string_lossy()).unwrap();
@@ -181,7 +183,8 @@ fn a_cancelled_member_leaves_at_the_next_step_and_the_others_finish() {
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut batch = d2c::runtime::Batch::new(&engine.model);
     let gone = batch.join(&plan, vec![engine.encode("27 + 58 =").unwrap()], RunOptions { cancel: Some(flag.clone()), ..Default::default() }).unwrap();
-    let stays = batch.join(&plan, vec![engine.encode("sort 9 4 7 1 3 =").unwrap()], RunOptions { stop_ids: engine.stops.clone(), ..Default::default() }).unwrap();
+    let stays =
+        batch.join(&plan, vec![engine.encode("sort 9 4 7 1 3 =").unwrap()], RunOptions { stop_ids: engine.stops.clone(), ..Default::default() }).unwrap();
     assert!(batch.step().is_empty());
     flag.store(true, std::sync::atomic::Ordering::Relaxed);
     let out = batch.step();

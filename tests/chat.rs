@@ -80,7 +80,8 @@ fn instruct_model(family: &str) -> PathBuf {
     };
     let mut t: HashMap<String, Tensor> = HashMap::new();
     if family.starts_with("llada") {
-        let (d, f, v) = (cfg["d_model"].as_u64().unwrap() as usize, cfg["mlp_hidden_size"].as_u64().unwrap() as usize, cfg["vocab_size"].as_u64().unwrap() as usize);
+        let (d, f, v) =
+            (cfg["d_model"].as_u64().unwrap() as usize, cfg["mlp_hidden_size"].as_u64().unwrap() as usize, cfg["vocab_size"].as_u64().unwrap() as usize);
         let p = "model.transformer";
         t.insert(format!("{p}.wte.weight"), first_col(v, d, None));
         t.insert(format!("{p}.ff_out.weight"), first_col(v, d, Some(stop)));
@@ -95,7 +96,8 @@ fn instruct_model(family: &str) -> PathBuf {
         t.insert(format!("{b}.up_proj.weight"), z(&[f, d]));
         t.insert(format!("{b}.ff_out.weight"), z(&[d, f]));
     } else {
-        let (d, f, v) = (cfg["hidden_size"].as_u64().unwrap() as usize, cfg["intermediate_size"].as_u64().unwrap() as usize, cfg["vocab_size"].as_u64().unwrap() as usize);
+        let (d, f, v) =
+            (cfg["hidden_size"].as_u64().unwrap() as usize, cfg["intermediate_size"].as_u64().unwrap() as usize, cfg["vocab_size"].as_u64().unwrap() as usize);
         let kvd = cfg["num_key_value_heads"].as_u64().unwrap() as usize * d / cfg["num_attention_heads"].as_u64().unwrap() as usize;
         t.insert("model.embed_tokens.weight".into(), first_col(v, d, None));
         t.insert("lm_head.weight".into(), first_col(v, d, Some(stop)));
@@ -145,14 +147,19 @@ fn run_applies_the_template_and_stops_at_the_stop_token() {
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(ids(&v["prompt_ids"][0]), ids(&want["prompts"]["one_turn_system"]), "{family}");
         let msgs = dir.join("two.json");
-        std::fs::write(&msgs, r#"[{"role":"user","content":"What is 12 * 7?"},{"role":"assistant","content":"84"},{"role":"user","content":"And 12 * 8?"}]"#).unwrap();
+        std::fs::write(&msgs, r#"[{"role":"user","content":"What is 12 * 7?"},{"role":"assistant","content":"84"},{"role":"user","content":"And 12 * 8?"}]"#)
+            .unwrap();
         let o = d2c(&["run", "--model", dir.to_str().unwrap(), "--messages", msgs.to_str().unwrap(), "--json"]);
         assert_eq!(o.status.code(), Some(0), "{family}: {}", stderr(&o));
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(ids(&v["prompt_ids"][0]), ids(&want["prompts"]["two_turns"]), "{family}");
         // The text summary says where the folder's settings came from.
         let o = d2c(&["run", "--model", dir.to_str().unwrap(), "--prompt", "What is 12 * 7?"]);
-        let from = if family.starts_with("llada") { "gen_length=16 (generation_config.json max_new_tokens)" } else { "tokens_per_step=2 (generation_config.json steps)" };
+        let from = if family.starts_with("llada") {
+            "gen_length=16 (generation_config.json max_new_tokens)"
+        } else {
+            "tokens_per_step=2 (generation_config.json steps)"
+        };
         assert!(stderr(&o).contains(from), "{family}: {}", stderr(&o));
         assert!(stderr(&o).contains("tokens/s over the answer (0 tokens before the first stop)"), "{family}: {}", stderr(&o));
         let _ = std::fs::remove_dir_all(&dir);

@@ -119,8 +119,21 @@ fn broken_model_folders_are_named() {
 fn trace_flag_reproduces_an_oracle_trace() {
     let out = std::env::temp_dir().join(format!("d2c-trace-{}.json", std::process::id()));
     let o = d2c(&[
-        "run", "--model", "tests/fixtures/tiny-llada", "--policy", "policies/d2cache.pol", "--prompt-ids", PROMPT,
-        "--set", "gen_length=64", "--set", "block_length=64", "--set", "current_k=32", "--trace", out.to_str().unwrap(),
+        "run",
+        "--model",
+        "tests/fixtures/tiny-llada",
+        "--policy",
+        "policies/d2cache.pol",
+        "--prompt-ids",
+        PROMPT,
+        "--set",
+        "gen_length=64",
+        "--set",
+        "block_length=64",
+        "--set",
+        "current_k=32",
+        "--trace",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let got: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
@@ -139,7 +152,11 @@ fn trace_flag_reproduces_an_oracle_trace() {
 
 #[test]
 fn train_rejects_impossible_shapes_without_panicking() {
-    for (args, want) in [(&["--heads", "0"][..], "not divisible by n_heads 0"), (&["--heads", "3"][..], "not divisible by n_heads 3"), (&["--layers", "0"][..], "n_layers must be positive")] {
+    for (args, want) in [
+        (&["--heads", "0"][..], "not divisible by n_heads 0"),
+        (&["--heads", "3"][..], "not divisible by n_heads 3"),
+        (&["--layers", "0"][..], "n_layers must be positive"),
+    ] {
         let dir = std::env::temp_dir().join(format!("d2c-cli-train-{}", std::process::id()));
         let mut all = vec!["train", "--steps", "1", "--eval-every", "0", "--out", dir.to_str().unwrap(), "--heldout"];
         let held = dir.join("h.jsonl");
@@ -167,7 +184,16 @@ fn every_dream_trace_reproduces_from_the_command_line() {
         let (policy, sets) = common::policy_for(&want);
         let out = std::env::temp_dir().join(format!("d2c-dream-{}-{name}", std::process::id()));
         let policy = format!("policies/{policy}");
-        let mut args = vec!["run".to_string(), "--model".into(), "tests/fixtures/tiny-dream".into(), "--policy".into(), policy, "--trace".into(), out.to_string_lossy().to_string(), "-q".into()];
+        let mut args = vec![
+            "run".to_string(),
+            "--model".into(),
+            "tests/fixtures/tiny-dream".into(),
+            "--policy".into(),
+            policy,
+            "--trace".into(),
+            out.to_string_lossy().to_string(),
+            "-q".into(),
+        ];
         for p in want["prompt_ids"].as_array().unwrap() {
             let ids: Vec<String> = p.as_array().unwrap().iter().map(|x| x.to_string()).collect();
             args.extend(["--prompt-ids".to_string(), ids.join(",")]);
@@ -193,7 +219,8 @@ fn every_dream_trace_reproduces_from_the_command_line() {
             if let Some(layers) = w["dllm_layers"].as_array() {
                 for l in layers {
                     let mut want_rows: Vec<u64> = l["refresh_index"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
-                    let mut got_rows: Vec<u64> = g["layer_rows"][0][l["layer"].as_u64().unwrap() as usize].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                    let mut got_rows: Vec<u64> =
+                        g["layer_rows"][0][l["layer"].as_u64().unwrap() as usize].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
                     want_rows.sort();
                     got_rows.sort();
                     assert_eq!(got_rows, want_rows, "{name} step {} layer {}", w["step"], l["layer"]);
@@ -270,7 +297,11 @@ fn snapshot_check_fails_with_a_diff_after_a_parameter_change_and_passes_after_ac
     assert_eq!(d2c(&["snapshot", "--check", &d]).status.code(), Some(0));
     // A parameter change that moves the recomputed rows: exit 1 and a unified diff.
     let text = std::fs::read_to_string(&pol).unwrap();
-    let changed = text.lines().map(|l| if l.trim_start().starts_with("param current_k") { l.replace("= 32", "= 2") } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+    let changed = text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("param current_k") { l.replace("= 32", "= 2") } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
     assert_ne!(changed, text, "d2cache.pol declares current_k");
     std::fs::write(&pol, changed).unwrap();
     let o = d2c(&["snapshot", "--check", &d]);
@@ -298,7 +329,18 @@ fn snapshot_of_one_policy_prints_steps_and_rejects_unknown_settings() {
 fn run_svg_and_trace_show_draw_the_refresh_map() {
     let dir = scratch("svg");
     let (svg, trace, svg2, html) = (dir.join("a.svg"), dir.join("a.json"), dir.join("b.svg"), dir.join("b.html"));
-    let o = d2c(&["run", "--policy", "policies/d2cache.pol", "--prompt", "sort 9 4 7 1 3 =", "-q", "--svg", svg.to_str().unwrap(), "--trace", trace.to_str().unwrap()]);
+    let o = d2c(&[
+        "run",
+        "--policy",
+        "policies/d2cache.pol",
+        "--prompt",
+        "sort 9 4 7 1 3 =",
+        "-q",
+        "--svg",
+        svg.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let a = std::fs::read_to_string(&svg).unwrap();
     assert!(a.starts_with("<svg") && a.trim_end().ends_with("</svg>") && a.contains("d2cache — prompt 7, gen 12"), "{a}");
@@ -314,7 +356,12 @@ fn run_svg_and_trace_show_draw_the_refresh_map() {
     assert!(std::fs::read_to_string(&svg2).unwrap().contains("per layer"));
     // Wrong shape or version: one line naming the file and the field.
     let bad = dir.join("bad.json");
-    for (body, field) in [(r#"{"version": 7, "steps": []}"#, "field `version`"), (r#"{"prompt_ids": [[1]], "final_generated_ids": [[2]], "steps": 3}"#, "field `steps`"), ("[1,2]", "not a d2c trace"), ("{", "not JSON")] {
+    for (body, field) in [
+        (r#"{"version": 7, "steps": []}"#, "field `version`"),
+        (r#"{"prompt_ids": [[1]], "final_generated_ids": [[2]], "steps": 3}"#, "field `steps`"),
+        ("[1,2]", "not a d2c trace"),
+        ("{", "not JSON"),
+    ] {
         std::fs::write(&bad, body).unwrap();
         let o = d2c(&["trace", "show", bad.to_str().unwrap(), "--svg", svg2.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2));

@@ -155,22 +155,28 @@ fn forward_many_gives_every_part_its_own_forward_bit_for_bit() {
             (full(seq(5, 20)), 20),
             (subset(seq(6, 20), vec![1, 2, 4, 8, 16]), 20),
         ];
-        let alone: Vec<_> = reqs.iter().map(|(r, t)| {
-            let mut kv = m.new_kv_store(1, *t).unwrap();
-            // Positions outside a subset attend to whatever the store holds: give every part
-            // the same history (a full forward first).
-            if r.positions[0].len() < *t {
-                m.forward(&ForwardRequest::full(&[seq(9, *t)], 0, false), &mut kv).unwrap();
-            }
-            m.forward(r, &mut kv).unwrap()
-        }).collect();
-        let mut kvs: Vec<_> = reqs.iter().map(|(r, t)| {
-            let mut kv = m.new_kv_store(1, *t).unwrap();
-            if r.positions[0].len() < *t {
-                m.forward(&ForwardRequest::full(&[seq(9, *t)], 0, false), &mut kv).unwrap();
-            }
-            kv
-        }).collect();
+        let alone: Vec<_> = reqs
+            .iter()
+            .map(|(r, t)| {
+                let mut kv = m.new_kv_store(1, *t).unwrap();
+                // Positions outside a subset attend to whatever the store holds: give every part
+                // the same history (a full forward first).
+                if r.positions[0].len() < *t {
+                    m.forward(&ForwardRequest::full(&[seq(9, *t)], 0, false), &mut kv).unwrap();
+                }
+                m.forward(r, &mut kv).unwrap()
+            })
+            .collect();
+        let mut kvs: Vec<_> = reqs
+            .iter()
+            .map(|(r, t)| {
+                let mut kv = m.new_kv_store(1, *t).unwrap();
+                if r.positions[0].len() < *t {
+                    m.forward(&ForwardRequest::full(&[seq(9, *t)], 0, false), &mut kv).unwrap();
+                }
+                kv
+            })
+            .collect();
         let mut parts: Vec<_> = reqs.iter().zip(kvs.iter_mut()).map(|((r, _), kv)| (r, kv)).collect();
         let many = m.forward_many(&mut parts).unwrap();
         for (i, (a, b)) in alone.iter().zip(&many).enumerate() {

@@ -55,7 +55,10 @@ fn compare(name: &str, t: &Value, out: &RunOutput) -> Vec<String> {
             have.sort();
             w2.sort();
             if have != w2 {
-                bad.push(format!("{name} step {step} seq {b}: committed {:?}, oracle {:?} (oracle top-2 scores {})", got.committed[b], want, ws["select_score_top2"]));
+                bad.push(format!(
+                    "{name} step {step} seq {b}: committed {:?}, oracle {:?} (oracle top-2 scores {})",
+                    got.committed[b], want, ws["select_score_top2"]
+                ));
             }
             for (k, c) in ws["transfer_conf"].as_array().unwrap().iter().enumerate() {
                 if let Some(h) = got.committed_conf[b].get(k) {
@@ -199,7 +202,8 @@ fn parity_report_catches_a_divergent_layer_schedule() {
 fn dream_parity_needs_the_late_first_row_assignment() {
     let t = trace("dream/d2cache_g32_b32_k8");
     let (_, sets) = policy_for(&t);
-    let text = std::fs::read_to_string("policies/d2cache.pol").unwrap().replace("first_predecessor_after_rollout = true", "first_predecessor_after_rollout = false");
+    let text =
+        std::fs::read_to_string("policies/d2cache.pol").unwrap().replace("first_predecessor_after_rollout = true", "first_predecessor_after_rollout = false");
     let src = d2c::compile::Source { path: "d2cache-no-late-row.pol".into(), text };
     let plan = d2c::compile::compile(&src, &sets, &mut |_, _| {}).map_err(|_| "compiles").unwrap().plan;
     let out = generate(&tiny_dream(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();

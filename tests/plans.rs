@@ -16,7 +16,8 @@ fn shipped() -> Vec<std::path::PathBuf> {
 fn shipped_policies_compile_without_diagnostics_and_match_snapshots() {
     for p in shipped() {
         let src = Source::read(&p.to_string_lossy()).unwrap();
-        let c = compile(&src, &[], &mut |_, _| {}).unwrap_or_else(|f| panic!("{}: {:?}", p.display(), f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()));
+        let c = compile(&src, &[], &mut |_, _| {})
+            .unwrap_or_else(|f| panic!("{}: {:?}", p.display(), f.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()));
         assert!(c.warnings.is_empty(), "{}: {:?}", p.display(), c.warnings.iter().map(|d| &d.message).collect::<Vec<_>>());
         let name = p.file_stem().unwrap().to_string_lossy().to_string();
         insta::assert_snapshot!(format!("{name}.text"), to_text(&c.plan));

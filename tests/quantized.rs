@@ -66,7 +66,8 @@ fn f32_gguf_decodes_like_its_folder() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         for policy in ["policies/vanilla.pol", "policies/d2cache.pol"] {
             let run = |model: &str| {
-                let mut args = vec!["run", "--model", model, "--policy", policy, "--prompt-ids", PROMPT, "--gen-length", "32", "--block-length", "32", "--json"];
+                let mut args =
+                    vec!["run", "--model", model, "--policy", policy, "--prompt-ids", PROMPT, "--gen-length", "32", "--block-length", "32", "--json"];
                 if policy.contains("d2cache") {
                     args.extend(["--set", "current_k=8"]);
                 }
@@ -137,7 +138,10 @@ fn shipped_model_accuracy_survives_q8_0() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let out = String::from_utf8_lossy(&o.stdout).to_string();
         let line = out.lines().find(|l| l.trim_start().starts_with("vanilla.pol")).unwrap_or_default().to_string();
-        line.split_whitespace().find(|w| w.ends_with('%')).and_then(|w| w.trim_end_matches('%').parse::<f64>().ok()).unwrap_or_else(|| panic!("no accuracy in {out}"))
+        line.split_whitespace()
+            .find(|w| w.ends_with('%'))
+            .and_then(|w| w.trim_end_matches('%').parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no accuracy in {out}"))
     };
     let (f, q8, q4) = (acc("f32"), acc("q8_0"), acc("q4_0"));
     assert!(f >= 90.0 && q8 >= f - 1.0 && q4 >= f - 5.0, "f32 {f}%, q8_0 {q8}%, q4_0 {q4}%");

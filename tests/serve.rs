@@ -12,7 +12,8 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_d2c")).args(["serve", "--port", "0"]).args(extra).stderr(Stdio::piped()).spawn().expect("server starts");
+        let mut child =
+            Command::new(env!("CARGO_BIN_EXE_d2c")).args(["serve", "--port", "0"]).args(extra).stderr(Stdio::piped()).spawn().expect("server starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let line = lines.next().expect("a first line").unwrap();
         let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
@@ -178,14 +179,16 @@ fn a_full_queue_answers_429_with_retry_after() {
     let s = Server::start(&["--queue", "1", "--max-batch", "1"]);
     let base = s.base.clone();
     let slow = r#"{"prompt": "27 + 58 =", "max_tokens": 96, "policy": "vanilla"}"#;
-    let busy: Vec<_> = (0..6).map(|_| {
-        let base = base.clone();
-        std::thread::spawn(move || match ureq::post(&format!("{base}/v1/completions")).send_string(slow) {
-            Ok(r) => (r.status(), None),
-            Err(ureq::Error::Status(code, r)) => (code, r.header("retry-after").map(String::from)),
-            Err(e) => panic!("{e}"),
+    let busy: Vec<_> = (0..6)
+        .map(|_| {
+            let base = base.clone();
+            std::thread::spawn(move || match ureq::post(&format!("{base}/v1/completions")).send_string(slow) {
+                Ok(r) => (r.status(), None),
+                Err(ureq::Error::Status(code, r)) => (code, r.header("retry-after").map(String::from)),
+                Err(e) => panic!("{e}"),
+            })
         })
-    }).collect();
+        .collect();
     let results: Vec<(u16, Option<String>)> = busy.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(results.iter().any(|(c, _)| *c == 200), "{results:?}");
     let rejected: Vec<_> = results.iter().filter(|(c, _)| *c == 429).collect();

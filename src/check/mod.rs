@@ -62,9 +62,18 @@ pub enum Bound {
 
 #[derive(Debug, Clone)]
 pub enum Constraint {
-    Range { val: Val, bound: Bound, span: Span, what: String },
+    Range {
+        val: Val,
+        bound: Bound,
+        span: Span,
+        what: String,
+    },
     /// `block` must divide `gen`.
-    Divides { gen: Val, block: Val, span: Span },
+    Divides {
+        gen: Val,
+        block: Val,
+        span: Span,
+    },
 }
 
 pub struct Checked {
@@ -117,7 +126,10 @@ impl<'a> Ck<'a> {
             };
             if let Some(prev) = self.params.get(&p.name.name) {
                 let line = prev.span.line;
-                self.err(Diagnostic::error("E006", format!("parameter `{}` is declared twice", p.name.name), p.name.span, "second declaration").with_note(format!("first declared on line {line}")));
+                self.err(
+                    Diagnostic::error("E006", format!("parameter `{}` is declared twice", p.name.name), p.name.span, "second declaration")
+                        .with_note(format!("first declared on line {line}")),
+                );
                 continue;
             }
             let default = match (&p.default, ty) {
@@ -125,7 +137,12 @@ impl<'a> Ck<'a> {
                 (Expr::Number { value, .. }, Ty::Float) => Some(Val::Float(*value)),
                 (Expr::Bool { value, .. }, Ty::Bool) => Some(Val::Bool(*value)),
                 (e, _) => {
-                    self.err(Diagnostic::error("E004", format!("default of `{}` is not {}", p.name.name, ty.article()), e.span(), format!("expected {}", ty.name())));
+                    self.err(Diagnostic::error(
+                        "E004",
+                        format!("default of `{}` is not {}", p.name.name, ty.article()),
+                        e.span(),
+                        format!("expected {}", ty.name()),
+                    ));
                     None
                 }
             };
@@ -142,7 +159,11 @@ impl<'a> Ck<'a> {
                 Some(k) => {
                     if let Some(prev) = seen.get(k) {
                         let line = prev.span.line;
-                        self.err(Diagnostic::error("E006", format!("section `{k}` appears twice"), s.name.span, "second section").with_note(format!("first on line {line}")).with_help("merge the two sections"));
+                        self.err(
+                            Diagnostic::error("E006", format!("section `{k}` appears twice"), s.name.span, "second section")
+                                .with_note(format!("first on line {line}"))
+                                .with_help("merge the two sections"),
+                        );
                     } else {
                         seen.insert(k, s);
                     }
@@ -172,7 +193,10 @@ impl<'a> Ck<'a> {
                 }
                 Stmt::Assign { name, .. } => {
                     let h = did_you_mean(&name.name, keys.iter().copied()).unwrap_or_else(|| format!("`{}` accepts {}", s.name.name, keys.join(", ")));
-                    self.err(Diagnostic::error("E003", format!("unknown setting `{}` in `{}`", name.name, s.name.name), name.span, "not a setting here").with_help(h));
+                    self.err(
+                        Diagnostic::error("E003", format!("unknown setting `{}` in `{}`", name.name, s.name.name), name.span, "not a setting here")
+                            .with_help(h),
+                    );
                 }
                 Stmt::Rule(_) => {}
             }
@@ -186,7 +210,10 @@ impl<'a> Ck<'a> {
             if self.misspelt.contains("schedule") {
                 return None;
             }
-            self.err(Diagnostic::error("E008", "missing `schedule` section", self.file.name.span, "this policy has no schedule").with_help("add `schedule { gen_length = gen_length  block_length = block_length }`"));
+            self.err(
+                Diagnostic::error("E008", "missing `schedule` section", self.file.name.span, "this policy has no schedule")
+                    .with_help("add `schedule { gen_length = gen_length  block_length = block_length }`"),
+            );
             return None;
         };
         for st in &s.stmts {
@@ -203,7 +230,10 @@ impl<'a> Ck<'a> {
                 },
                 None => {
                     if default.is_none() {
-                        ck.err(Diagnostic::error("E008", format!("`schedule` must set `{key}`"), s.name.span, "in this section").with_help(format!("add `{key} = {key}` and declare `param {key}: int = ...`")));
+                        ck.err(
+                            Diagnostic::error("E008", format!("`schedule` must set `{key}`"), s.name.span, "in this section")
+                                .with_help(format!("add `{key} = {key}` and declare `param {key}: int = ...`")),
+                        );
                     }
                     default
                 }
@@ -221,11 +251,21 @@ impl<'a> Ck<'a> {
             let span = a.get("block_length").map(|e| e.span()).unwrap_or(s.name.span);
             self.constraints.push(Constraint::Divides { gen: g.clone(), block: b.clone(), span });
         }
-        Some(Schedule { gen_length: gen?, block_length: block?, tokens_per_step: per?, stop_at_eos: eos?, temperature: temp?, top_k: top_k?, top_p: top_p?, seed: seed? })
+        Some(Schedule {
+            gen_length: gen?,
+            block_length: block?,
+            tokens_per_step: per?,
+            stop_at_eos: eos?,
+            temperature: temp?,
+            top_k: top_k?,
+            top_p: top_p?,
+            seed: seed?,
+        })
     }
 
     fn quirks(&mut self, s: Option<&'a Section>, has_cache: bool) -> Quirks {
-        const KEYS: &[&str] = &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked", "first_predecessor_after_rollout", "batch_global_scores"];
+        const KEYS: &[&str] =
+            &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked", "first_predecessor_after_rollout", "batch_global_scores"];
         let mut q = Quirks {
             frozen_confidence_cache: Val::Bool(false),
             stale_rows_are_candidates: Val::Bool(false),
@@ -238,7 +278,10 @@ impl<'a> Ck<'a> {
         for (k, e) in a {
             let Some(v) = self.value(e, Ty::Bool, &k) else { continue };
             if !has_cache && matches!(v, Val::Bool(true)) {
-                self.err(Diagnostic::warning("W002", format!("quirk `{k}` has no effect without a cache"), e.span(), "no effect").with_help("remove it, or add a `cache` section"));
+                self.err(
+                    Diagnostic::warning("W002", format!("quirk `{k}` has no effect without a cache"), e.span(), "no effect")
+                        .with_help("remove it, or add a `cache` section"),
+                );
             }
             match k.as_str() {
                 "frozen_confidence_cache" => q.frozen_confidence_cache = v,
@@ -258,13 +301,21 @@ impl<'a> Ck<'a> {
         let s = s?;
         for st in &s.stmts {
             if let Stmt::Rule(r) = st {
-                self.err(Diagnostic::error("E010", "`layers` holds settings (`name = value`), not rules", r.span, "not a setting").with_help("e.g. `response_every = kr`"));
+                self.err(
+                    Diagnostic::error("E010", "`layers` holds settings (`name = value`), not rules", r.span, "not a setting")
+                        .with_help("e.g. `response_every = kr`"),
+                );
             }
         }
         if has_cache {
             self.err(
-                Diagnostic::error("E009", "a policy either selects rows per step (`cache`) or per layer (`layers`), not both", s.name.span, "second cache mechanism")
-                    .with_help("keep one of the two sections"),
+                Diagnostic::error(
+                    "E009",
+                    "a policy either selects rows per step (`cache`) or per layer (`layers`), not both",
+                    s.name.span,
+                    "second cache mechanism",
+                )
+                .with_help("keep one of the two sections"),
             );
         }
         let a = self.assigns(s, KEYS);
@@ -274,7 +325,9 @@ impl<'a> Ck<'a> {
                 (Some(e), None) => self.value(e, ty, key),
                 (None, _) if default.is_some() => default,
                 (None, _) => {
-                    self.err(Diagnostic::error("E008", format!("`layers` must set `{key}`"), s.name.span, "in this section").with_help(format!("add `{key} = ...`")));
+                    self.err(
+                        Diagnostic::error("E008", format!("`layers` must set `{key}`"), s.name.span, "in this section").with_help(format!("add `{key} = ...`")),
+                    );
                     None
                 }
             }
@@ -283,13 +336,20 @@ impl<'a> Ck<'a> {
         let response_every = get("response_every", Ty::Int, Some(Bound::AtLeast(1.0)), None);
         let adaptive_ratio = get("adaptive_ratio", Ty::Float, Some(Bound::Unit), Some(Val::Float(0.0)));
         let first_layer_full = get("first_layer_full", Ty::Bool, None, Some(Val::Bool(true)));
-        Some(Layers { prompt_every: prompt_every?, response_every: response_every?, adaptive_ratio: adaptive_ratio?, first_layer_full: first_layer_full?, span: s.name.span })
+        Some(Layers {
+            prompt_every: prompt_every?,
+            response_every: response_every?,
+            adaptive_ratio: adaptive_ratio?,
+            first_layer_full: first_layer_full?,
+            span: s.name.span,
+        })
     }
 }
 
 /// Check `file` and lower it to a plan if it has no errors.
 pub fn check(file: &PolicyFile) -> Checked {
-    let mut ck = Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None, misspelt: HashSet::new() };
+    let mut ck =
+        Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None, misspelt: HashSet::new() };
     ck.declare_params();
     let secs = ck.sections();
     let schedule = ck.schedule(secs.get("schedule").copied());
@@ -301,7 +361,10 @@ pub fn check(file: &PolicyFile) -> Checked {
     let quirks = ck.quirks(secs.get("quirks").copied(), has_cache);
     for p in &file.params {
         if ck.params.contains_key(&p.name.name) && !ck.used.contains(&p.name.name) {
-            ck.diags.push(Diagnostic::warning("W001", format!("parameter `{}` is never used", p.name.name), p.name.span, "unused").with_help("remove it, or use it in a rule"));
+            ck.diags.push(
+                Diagnostic::warning("W001", format!("parameter `{}` is never used", p.name.name), p.name.span, "unused")
+                    .with_help("remove it, or use it in a rule"),
+            );
         }
     }
     let errors = ck.diags.iter().any(|d| d.is_error());

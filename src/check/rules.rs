@@ -34,7 +34,9 @@ impl<'a> Ck<'a> {
         for part in &r.parts {
             let s = part.span();
             let text = crate::syntax::print::part(part);
-            self.err(Diagnostic::error("E010", format!("unexpected `{text}` in `{}` rule", r.head.name), s, "not understood here").with_help(allowed.to_string()));
+            self.err(
+                Diagnostic::error("E010", format!("unexpected `{text}` in `{}` rule", r.head.name), s, "not understood here").with_help(allowed.to_string()),
+            );
             return;
         }
     }
@@ -53,7 +55,10 @@ impl<'a> Ck<'a> {
             if self.misspelt.contains("decode") {
                 return None;
             }
-            self.err(Diagnostic::error("E008", "missing `decode` section", self.file.name.span, "this policy never commits tokens").with_help("add `decode { commit top_n(tokens_per_step) by confidence within block }`"));
+            self.err(
+                Diagnostic::error("E008", "missing `decode` section", self.file.name.span, "this policy never commits tokens")
+                    .with_help("add `decode { commit top_n(tokens_per_step) by confidence within block }`"),
+            );
             return None;
         };
         let assigns = self.assigns(s, &["score"]);
@@ -74,7 +79,11 @@ impl<'a> Ck<'a> {
             }
             if let Some(prev) = &commit {
                 let line = prev.span.line;
-                self.err(Diagnostic::error("E009", "a policy has exactly one commit rule", r.span, "second commit rule").with_note(format!("the first is on line {line}")).with_help("combine them into one rule, e.g. threshold(0.9, min: 1)"));
+                self.err(
+                    Diagnostic::error("E009", "a policy has exactly one commit rule", r.span, "second commit rule")
+                        .with_note(format!("the first is on line {line}"))
+                        .with_help("combine them into one rule, e.g. threshold(0.9, min: 1)"),
+                );
                 continue;
             }
             if let Some(c) = self.commit_rule(r, score.clone(), per_step.clone()) {
@@ -82,7 +91,10 @@ impl<'a> Ck<'a> {
             }
         }
         if commit.is_none() && !wrote_commit {
-            self.err(Diagnostic::error("E008", "`decode` has no commit rule", s.name.span, "in this section").with_help("add `commit top_n(tokens_per_step) by score within block`"));
+            self.err(
+                Diagnostic::error("E008", "`decode` has no commit rule", s.name.span, "in this section")
+                    .with_help("add `commit top_n(tokens_per_step) by score within block`"),
+            );
         }
         commit
     }
@@ -139,7 +151,10 @@ impl<'a> Ck<'a> {
         }
         if let Some(w) = self.clause(&p, "within") {
             if !matches!(w, Expr::Name(i) if i.name == "block") {
-                self.err(Diagnostic::error("E010", "commits happen within the current block", w.span(), "only `block` is supported").with_help("write `within block` or leave the clause out"));
+                self.err(
+                    Diagnostic::error("E010", "commits happen within the current block", w.span(), "only `block` is supported")
+                        .with_help("write `within block` or leave the clause out"),
+                );
             }
         }
         let score = match self.clause(&p, "by") {
@@ -183,18 +198,28 @@ impl<'a> Ck<'a> {
             }
         }
         if ok && out.rows.is_empty() && !out.full.is_empty() {
-            self.err(Diagnostic::error("E009", "the cache refreshes fully on some steps but recomputes no rows on the others", s.name.span, "no `recompute` rule")
-                .with_help("add `recompute ...` rules, or remove the `cache` section for a no-cache policy"));
+            self.err(
+                Diagnostic::error("E009", "the cache refreshes fully on some steps but recomputes no rows on the others", s.name.span, "no `recompute` rule")
+                    .with_help("add `recompute ...` rules, or remove the `cache` section for a no-cache policy"),
+            );
         }
         if let Some(every1) = out.full.iter().find(|f| matches!(f.when, FullWhen::Every(Val::Int(1)))) {
             if !out.rows.is_empty() {
-                self.err(Diagnostic::warning("W002", "`full every 1` recomputes everything at every step, so no `recompute` rule ever runs", every1.span, "makes the row rules unreachable"));
+                self.err(Diagnostic::warning(
+                    "W002",
+                    "`full every 1` recomputes everything at every step, so no `recompute` rule ever runs",
+                    every1.span,
+                    "makes the row rules unreachable",
+                ));
             }
         }
         if let (Some(first), Some(last)) = (out.rows.iter().position(|r| matches!(r.op, RowOp::Inflate { .. })), out.rows.len().checked_sub(1)) {
             if first != last {
                 let span = out.rows[first].span;
-                self.err(Diagnostic::warning("W002", "`inflate` only fills gaps between rows chosen before it", span, "rules after this are not inflated").with_help("put `inflate` last"));
+                self.err(
+                    Diagnostic::warning("W002", "`inflate` only fills gaps between rows chosen before it", span, "rules after this are not inflated")
+                        .with_help("put `inflate` last"),
+                );
             }
         }
         ok.then_some(out)
@@ -237,7 +262,9 @@ impl<'a> Ck<'a> {
             return Some(RowOp::Inflate { w: self.bounded(&a[0], Ty::Int, "w", Bound::AtLeast(0.0))? });
         }
         let Some(what) = p.words.first() else {
-            self.err(Diagnostic::error("E010", "`recompute` needs to say which rows", r.span, "which rows?").with_help(format!("one of: {}", RECOMPUTE.join(", "))));
+            self.err(
+                Diagnostic::error("E010", "`recompute` needs to say which rows", r.span, "which rows?").with_help(format!("one of: {}", RECOMPUTE.join(", "))),
+            );
             return None;
         };
         let simple = |ck: &mut Self, op: RowOp| -> Option<RowOp> {

@@ -28,7 +28,12 @@ impl Ck<'_> {
                 }
                 Some(ty) => {
                     self.used.insert(id.name.clone());
-                    self.err(Diagnostic::error("E004", format!("`{what}` expects {}, but parameter `{}` is {}", want.article(), id.name, ty.article()), id.span, format!("this is {}", ty.name())));
+                    self.err(Diagnostic::error(
+                        "E004",
+                        format!("`{what}` expects {}, but parameter `{}` is {}", want.article(), id.name, ty.article()),
+                        id.span,
+                        format!("this is {}", ty.name()),
+                    ));
                     None
                 }
                 None => {
@@ -65,15 +70,20 @@ impl Ck<'_> {
                 "cached_confidence" if allow_cached => Some(Score::CachedConfidence),
                 "score" if self.named_score.is_some() => self.named_score.clone(),
                 "cached_confidence" => {
-                    self.err(Diagnostic::error("E004", "`cached_confidence` is only available in cache rules", id.span, "not available here")
-                        .with_help("commit rules see this step's fresh `confidence`"));
+                    self.err(
+                        Diagnostic::error("E004", "`cached_confidence` is only available in cache rules", id.span, "not available here")
+                            .with_help("commit rules see this step's fresh `confidence`"),
+                    );
                     None
                 }
                 name if self.params.contains_key(name) => self.value(e, Ty::Float, name).map(Score::Const),
                 name => {
                     let cands: Vec<String> = SCORES.iter().map(|s| s.to_string()).chain(self.params.keys().cloned()).chain(["density".to_string()]).collect();
                     let mut d = Diagnostic::error("E003", format!("unknown score `{name}`"), id.span, "not a score");
-                    d = d.with_help(did_you_mean(name, cands.iter().map(|s| s.as_str())).unwrap_or_else(|| format!("scores are {}, density(sigma), numbers and float parameters", SCORES.join(", "))));
+                    d = d.with_help(
+                        did_you_mean(name, cands.iter().map(|s| s.as_str()))
+                            .unwrap_or_else(|| format!("scores are {}, density(sigma), numbers and float parameters", SCORES.join(", "))),
+                    );
                     self.err(d);
                     None
                 }
@@ -121,7 +131,11 @@ impl Ck<'_> {
     /// Like [`Self::args`], with the arguments after the first `required` optional.
     pub fn args_opt(&mut self, c: &Call, names: &[&str], required: usize) -> Option<Vec<Option<Expr>>> {
         let mut out: Vec<Option<Expr>> = vec![None; names.len()];
-        let sig = format!("{}({})", c.name.name, names.iter().enumerate().map(|(i, n)| if i < required { n.to_string() } else { format!("{n}: ..") }).collect::<Vec<_>>().join(", "));
+        let sig = format!(
+            "{}({})",
+            c.name.name,
+            names.iter().enumerate().map(|(i, n)| if i < required { n.to_string() } else { format!("{n}: ..") }).collect::<Vec<_>>().join(", ")
+        );
         for (i, a) in c.args.iter().enumerate() {
             let slot = match &a.name {
                 Some(n) => match names.iter().position(|x| *x == n.name) {
@@ -135,13 +149,19 @@ impl Ck<'_> {
                 None => i,
             };
             if slot >= names.len() {
-                self.err(Diagnostic::error("E010", format!("too many arguments to `{}`", c.name.name), a.value.span(), "extra argument").with_help(format!("the signature is `{sig}`")));
+                self.err(
+                    Diagnostic::error("E010", format!("too many arguments to `{}`", c.name.name), a.value.span(), "extra argument")
+                        .with_help(format!("the signature is `{sig}`")),
+                );
                 return None;
             }
             out[slot] = Some(a.value.clone());
         }
         if let Some(missing) = (0..required).find(|&i| out[i].is_none()) {
-            self.err(Diagnostic::error("E010", format!("`{}` needs the argument `{}`", c.name.name, names[missing]), c.span, "missing argument").with_help(format!("the signature is `{sig}`")));
+            self.err(
+                Diagnostic::error("E010", format!("`{}` needs the argument `{}`", c.name.name, names[missing]), c.span, "missing argument")
+                    .with_help(format!("the signature is `{sig}`")),
+            );
             return None;
         }
         Some(out)

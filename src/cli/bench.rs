@@ -108,7 +108,8 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
             a.policies = ALL_POLICIES.iter().map(|s| s.to_string()).collect();
         }
         let specs: Vec<String> = std::iter::once(a.baseline.clone()).chain(a.policies.iter().cloned()).collect();
-        let mut sets: Vec<String> = a.gen_length.map(|g| format!("gen_length={g}")).into_iter().chain(a.block_length.map(|b| format!("block_length={b}"))).collect();
+        let mut sets: Vec<String> =
+            a.gen_length.map(|g| format!("gen_length={g}")).into_iter().chain(a.block_length.map(|b| format!("block_length={b}"))).collect();
         sets.extend(a.sets.iter().cloned());
         return super::eval::eval_table(a.model.as_deref(), &tasks, &specs, &sets, a.limit, a.dtype, false, a.markdown);
     }
@@ -146,7 +147,14 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
         let specs: Vec<String> = std::iter::once(a.baseline.clone()).chain(a.policies.iter().cloned()).collect();
         let lines = super::bench_batch::compare(&model, &specs, &shared, &prompts)?;
         let lens: Vec<String> = prompts.iter().map(|p| p.len().to_string()).collect();
-        println!("model: {} layers, d_model {}; {} requests, prompts of {} tokens; gen {gen_length}, block {block_length}; {}", info.n_layers, info.d_model, prompts.len(), lens.join("/"), a.dtype.name());
+        println!(
+            "model: {} layers, d_model {}; {} requests, prompts of {} tokens; gen {gen_length}, block {block_length}; {}",
+            info.n_layers,
+            info.d_model,
+            prompts.len(),
+            lens.join("/"),
+            a.dtype.name()
+        );
         super::print_table(&super::bench_batch::HEADER, &lines, a.markdown);
         return Ok(EXIT_OK);
     }
@@ -167,7 +175,16 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
 
 /// Run the baseline and every policy on `model`, appending one row each.
 #[allow(clippy::too_many_arguments)]
-fn run_policies(a: &BenchArgs, model: &crate::model::Transformer, info: &crate::model::ModelInfo, dt: Dtype, tag: bool, gen_length: usize, block_length: usize, rows: &mut Vec<Row>) -> Result<(), String> {
+fn run_policies(
+    a: &BenchArgs,
+    model: &crate::model::Transformer,
+    info: &crate::model::ModelInfo,
+    dt: Dtype,
+    tag: bool,
+    gen_length: usize,
+    block_length: usize,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
     let prompt = match &a.prompt_ids {
         Some(s) => parse_ids(s)?,
         None => random_prompt(info, a.prompt_len, a.seed),
@@ -199,7 +216,13 @@ fn print_table(rows: &[Row], info: &crate::model::ModelInfo, a: &BenchArgs, prom
     let base = &rows[0].out;
     println!(
         "model: {} layers, d_model {}, {} heads, mlp {}, vocab {}; prompt {prompt_len}, gen {}, block {}; {}",
-        info.n_layers, info.d_model, info.n_heads, info.mlp_hidden, info.logits_width, a.gen_length.unwrap_or(256), a.block_length.unwrap_or(32),
+        info.n_layers,
+        info.d_model,
+        info.n_heads,
+        info.mlp_hidden,
+        info.logits_width,
+        a.gen_length.unwrap_or(256),
+        a.block_length.unwrap_or(32),
         if a.dtypes.is_empty() { a.dtype.name().to_string() } else { a.dtypes.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ") }
     );
     println!("cpu kernels: {}", crate::model::simd::describe());

@@ -16,11 +16,16 @@ pub fn compare(model: &Transformer, specs: &[String], shared: &[String], prompts
         let plan = compile_or_report(&src, &sets, ErrorFormat::Human).map_err(|_| format!("{spec}: the policy is invalid"))?.plan;
         eprintln!("running {spec}: {} requests one after another, then as one batch ...", prompts.len());
         let t = Instant::now();
-        let alone = prompts.iter().map(|p| generate(model, &plan, std::slice::from_ref(p), RunOptions::default())).collect::<Result<Vec<RunOutput>, _>>().map_err(|e| e.to_string())?;
+        let alone = prompts
+            .iter()
+            .map(|p| generate(model, &plan, std::slice::from_ref(p), RunOptions::default()))
+            .collect::<Result<Vec<RunOutput>, _>>()
+            .map_err(|e| e.to_string())?;
         let seq_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut batch = Batch::new(model);
-        let ids = prompts.iter().map(|p| batch.join(&plan, vec![p.clone()], RunOptions::default())).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let ids =
+            prompts.iter().map(|p| batch.join(&plan, vec![p.clone()], RunOptions::default())).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let mut outs = std::collections::HashMap::new();
         let mut steps = 0usize;
         while !batch.is_empty() {

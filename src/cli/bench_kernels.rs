@@ -41,7 +41,12 @@ pub fn run(d: usize, ff: usize, reps: usize, markdown: bool) -> Result<(), Strin
         })?);
     }
     {
-        let qs: Vec<QTensor> = ws.iter().zip(&shapes).map(|(w, &(n, k))| QTensor::quantize(&Tensor::from_slice(w, (n, k), &Device::Cpu)?, GgmlDType::Q8_0)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let qs: Vec<QTensor> = ws
+            .iter()
+            .zip(&shapes)
+            .map(|(w, &(n, k))| QTensor::quantize(&Tensor::from_slice(w, (n, k), &Device::Cpu)?, GgmlDType::Q8_0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let mms: Vec<QMatMul> = qs.into_iter().map(|q| QMatMul::from_arc(std::sync::Arc::new(q))).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
         lines.push(line("candle q8_0 matmul", &rows, reps, &shapes, |m, i| {
             let x = Tensor::ones((m, shapes[i].1), candle_core::DType::F32, &Device::Cpu)?;
@@ -49,7 +54,8 @@ pub fn run(d: usize, ff: usize, reps: usize, markdown: bool) -> Result<(), Strin
             Ok(())
         })?);
     }
-    let wt: Vec<Tensor> = ws.iter().zip(&shapes).map(|(w, &(n, k))| Tensor::from_slice(w, (n, k), &Device::Cpu)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let wt: Vec<Tensor> =
+        ws.iter().zip(&shapes).map(|(w, &(n, k))| Tensor::from_slice(w, (n, k), &Device::Cpu)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     lines.push(line("candle gemm f32", &rows, reps, &shapes, |m, i| {
         let x = Tensor::ones((m, shapes[i].1), candle_core::DType::F32, &Device::Cpu)?;
         drop(x.matmul(&wt[i].t()?)?);
@@ -62,7 +68,13 @@ pub fn run(d: usize, ff: usize, reps: usize, markdown: bool) -> Result<(), Strin
 }
 
 /// One table line: for each row count, the best of `reps` passes over the three shapes.
-fn line(name: &str, rows: &[usize], reps: usize, shapes: &[(usize, usize)], mut f: impl FnMut(usize, usize) -> candle_core::Result<()>) -> Result<Vec<String>, String> {
+fn line(
+    name: &str,
+    rows: &[usize],
+    reps: usize,
+    shapes: &[(usize, usize)],
+    mut f: impl FnMut(usize, usize) -> candle_core::Result<()>,
+) -> Result<Vec<String>, String> {
     let mut cells = vec![name.to_string()];
     for &m in rows {
         let flops: f64 = shapes.iter().map(|&(n, k)| 2.0 * (m * n * k) as f64).sum();

@@ -10,14 +10,28 @@ use std::path::Path;
 
 pub fn run(dir: &Path, dtypes: &[Dtype], layers: usize, reps: usize, markdown: bool) -> Result<(), String> {
     const T: usize = 384;
-    let header = ["dtype", "weights", "layer @384 rows", "@64", "@16", "head @32", "est. s/step no-cache", "est. s/step d2cache", "est. tokens/s no-cache", "est. tokens/s d2cache"];
+    let header = [
+        "dtype",
+        "weights",
+        "layer @384 rows",
+        "@64",
+        "@16",
+        "head @32",
+        "est. s/step no-cache",
+        "est. s/step d2cache",
+        "est. tokens/s no-cache",
+        "est. tokens/s d2cache",
+    ];
     let mut lines = Vec::new();
     let mut shape = String::new();
     for &dt in dtypes {
         eprintln!("loading {} as {} ...", dir.display(), dt.name());
         let (m, _) = load_model(dir, dt)?;
         let info = m.info().clone();
-        shape = format!("d_model {}, {} heads ({} K/V), mlp {}, vocab {}; measured on {} layers, extrapolated to {layers}", info.d_model, info.n_heads, info.kv_heads, info.mlp_hidden, info.logits_width, info.n_layers);
+        shape = format!(
+            "d_model {}, {} heads ({} K/V), mlp {}, vocab {}; measured on {} layers, extrapolated to {layers}",
+            info.d_model, info.n_heads, info.kv_heads, info.mlp_hidden, info.logits_width, info.n_layers
+        );
         let mut t = Vec::new();
         for rows in [T, 64, 16] {
             let (layer, _) = m.profile(rows, T, 1, reps).map_err(|e| e.to_string())?;
@@ -52,19 +66,40 @@ pub fn profile(dir: &Path, dtype: Dtype, reps: usize, markdown: bool) -> Result<
     const T: usize = 384;
     let (m, _) = load_model(dir, dtype)?;
     let info = m.info().clone();
-    let runs: Vec<Vec<(&'static str, f64)>> = [32, 64, T].iter().map(|&r| m.profile_ops(r, T, reps)).collect::<crate::error::Result<_>>().map_err(|e| e.to_string())?;
+    let runs: Vec<Vec<(&'static str, f64)>> =
+        [32, 64, T].iter().map(|&r| m.profile_ops(r, T, reps)).collect::<crate::error::Result<_>>().map_err(|e| e.to_string())?;
     let total = |k: usize| runs[k].iter().map(|x| x.1).sum::<f64>();
     let mut lines: Vec<Vec<String>> = Vec::new();
     for (op, _) in &runs[2] {
         let at = |k: usize| runs[k].iter().find(|x| x.0 == *op).map_or(0.0, |x| x.1);
-        lines.push(vec![op.to_string(), format!("{:.2}", 1e3 * at(0)), format!("{:.2}", 1e3 * at(1)), format!("{:.2}", 1e3 * at(2)), format!("{:.1}%", 100.0 * at(1) / total(1).max(1e-12))]);
+        lines.push(vec![
+            op.to_string(),
+            format!("{:.2}", 1e3 * at(0)),
+            format!("{:.2}", 1e3 * at(1)),
+            format!("{:.2}", 1e3 * at(2)),
+            format!("{:.1}%", 100.0 * at(1) / total(1).max(1e-12)),
+        ]);
     }
-    lines.push(vec!["total per layer".into(), format!("{:.2}", 1e3 * total(0)), format!("{:.2}", 1e3 * total(1)), format!("{:.2}", 1e3 * total(2)), "100%".into()]);
+    lines.push(vec![
+        "total per layer".into(),
+        format!("{:.2}", 1e3 * total(0)),
+        format!("{:.2}", 1e3 * total(1)),
+        format!("{:.2}", 1e3 * total(2)),
+        "100%".into(),
+    ]);
     // Matmul FLOPs of the projections per layer and the rate they ran at.
     let (d, f, kvd) = (info.d_model as f64, info.mlp_hidden as f64, (info.d_model / info.n_heads * info.kv_heads) as f64);
     let flops = |rows: f64| 2.0 * rows * (2.0 * d * d + 2.0 * d * kvd + 3.0 * d * f);
     let mm = |k: usize| runs[k].iter().filter(|x| x.0.ends_with("matmul")).map(|x| x.1).sum::<f64>();
-    println!("{} layers, d_model {}, {} heads ({} K/V), mlp {}; {}; ms per layer, mean of {reps} passes", info.n_layers, info.d_model, info.n_heads, info.kv_heads, info.mlp_hidden, dtype.name());
+    println!(
+        "{} layers, d_model {}, {} heads ({} K/V), mlp {}; {}; ms per layer, mean of {reps} passes",
+        info.n_layers,
+        info.d_model,
+        info.n_heads,
+        info.kv_heads,
+        info.mlp_hidden,
+        dtype.name()
+    );
     super::print_table(&["op", "@32 rows", "@64 rows", "@384 rows", "share @64"], &lines, markdown);
     println!(
         "projection matmuls: {:.0} GFLOP/s at 32 rows, {:.0} at 64, {:.0} at 384",

@@ -45,7 +45,16 @@ pub fn run(a: EvalArgs) -> i32 {
 
 /// Evaluate every policy spec on the tasks and print one table. Also used by `d2c bench --tasks`.
 #[allow(clippy::too_many_arguments)]
-pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[String], limit: Option<usize>, dtype: Dtype, verbose: bool, markdown: bool) -> Result<i32, String> {
+pub fn eval_table(
+    model: Option<&Path>,
+    tasks: &Path,
+    specs: &[String],
+    sets: &[String],
+    limit: Option<usize>,
+    dtype: Dtype,
+    verbose: bool,
+    markdown: bool,
+) -> Result<i32, String> {
     let mut examples = train::read_jsonl(tasks).map_err(|e| e.to_string())?;
     if let Some(n) = limit {
         examples.truncate(n);
@@ -67,7 +76,11 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
         if verbose {
             for (k, (c, t)) in &r.per_task {
                 let (tr, ta) = r.per_task_tokens.get(k).copied().unwrap_or_default();
-                eprintln!("  {k:>11}: {c}/{t} ({:.1}%), answer tokens right {:.1}%", 100.0 * *c as f64 / (*t).max(1) as f64, 100.0 * tr as f64 / ta.max(1) as f64);
+                eprintln!(
+                    "  {k:>11}: {c}/{t} ({:.1}%), answer tokens right {:.1}%",
+                    100.0 * *c as f64 / (*t).max(1) as f64,
+                    100.0 * tr as f64 / ta.max(1) as f64
+                );
             }
             for (p, want, got) in &r.mistakes {
                 eprintln!("  wrong: {p} -> {got:?} (want {want:?})");
@@ -82,7 +95,8 @@ pub fn eval_table(model: Option<&Path>, tasks: &Path, specs: &[String], sets: &[
 fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {
     let Some((_, base)) = rows.first() else { return };
     println!("{n} tasks; speedup vs {}", rows[0].0);
-    let header = ["policy", "accuracy", "token acc.", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute", "EOS early", "masked at 1st EOS", "cut short"];
+    let header =
+        ["policy", "accuracy", "token acc.", "tokens/s", "speedup", "forwards/task", "rows/step", "recompute", "EOS early", "masked at 1st EOS", "cut short"];
     let lines: Vec<Vec<String>> = rows
         .iter()
         .map(|(name, r)| {

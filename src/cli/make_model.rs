@@ -107,8 +107,30 @@ struct Shape {
 
 fn shape(a: &MakeModelArgs) -> Shape {
     match a.preset {
-        Some(Preset::Llada8b) => Shape { family: MakeFamily::Llada, d_model: 4096, layers: a.layers.unwrap_or(32), heads: 32, mlp_hidden: 12288, vocab: 126464, max_seq: 4096, mask: 126336, eos: 126081, theta: 500000.0 },
-        Some(Preset::Dream7b) => Shape { family: MakeFamily::Dream, d_model: 3584, layers: a.layers.unwrap_or(28), heads: 28, mlp_hidden: 18944, vocab: 152064, max_seq: 131072, mask: 151666, eos: 151643, theta: 1e6 },
+        Some(Preset::Llada8b) => Shape {
+            family: MakeFamily::Llada,
+            d_model: 4096,
+            layers: a.layers.unwrap_or(32),
+            heads: 32,
+            mlp_hidden: 12288,
+            vocab: 126464,
+            max_seq: 4096,
+            mask: 126336,
+            eos: 126081,
+            theta: 500000.0,
+        },
+        Some(Preset::Dream7b) => Shape {
+            family: MakeFamily::Dream,
+            d_model: 3584,
+            layers: a.layers.unwrap_or(28),
+            heads: 28,
+            mlp_hidden: 18944,
+            vocab: 152064,
+            max_seq: 131072,
+            mask: 151666,
+            eos: 151643,
+            theta: 1e6,
+        },
         None => Shape {
             family: a.family,
             d_model: a.d_model,
@@ -131,7 +153,21 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
         Some(Preset::Llada8b) => 32,
         None => a.kv_heads.unwrap_or(if s.family == MakeFamily::Dream { 4 } else { s.heads }),
     };
-    let a = &MakeModelArgs { out: a.out.clone(), preset: a.preset, gguf: a.gguf, family: s.family, d_model: s.d_model, layers: Some(s.layers), heads: s.heads, kv_heads: Some(kvh), mlp_hidden: s.mlp_hidden, vocab: s.vocab, max_seq: s.max_seq, seed: a.seed, bf16: a.bf16 };
+    let a = &MakeModelArgs {
+        out: a.out.clone(),
+        preset: a.preset,
+        gguf: a.gguf,
+        family: s.family,
+        d_model: s.d_model,
+        layers: Some(s.layers),
+        heads: s.heads,
+        kv_heads: Some(kvh),
+        mlp_hidden: s.mlp_hidden,
+        vocab: s.vocab,
+        max_seq: s.max_seq,
+        seed: a.seed,
+        bf16: a.bf16,
+    };
     if let Some(dt) = a.gguf {
         let spec = crate::model::transformer::Spec {
             n_layers: s.layers,
@@ -145,7 +181,14 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
             max_len: s.max_seq,
         };
         let (family, arch) = if s.family == MakeFamily::Dream { (crate::model::Family::Dream, "dream") } else { (crate::model::Family::Llada, "llada") };
-        let h = crate::model::gguf::Header { family, arch, spec, mask: s.mask as u32, eos: s.eos as u32, name: format!("random {arch} (d2c make-model, seed {})", a.seed) };
+        let h = crate::model::gguf::Header {
+            family,
+            arch,
+            spec,
+            mask: s.mask as u32,
+            eos: s.eos as u32,
+            name: format!("random {arch} (d2c make-model, seed {})", a.seed),
+        };
         crate::model::gguf::write_random(&h, &a.out, dt.weight_type(), a.seed).map_err(|e| e.to_string())?;
         return Ok(());
     }

@@ -13,10 +13,10 @@ mod quantize;
 mod run;
 mod serve;
 mod snapshot;
-mod trace;
-mod visual;
 mod tasks;
+mod trace;
 mod train;
+mod visual;
 
 use crate::compile::{compile as compile_policy, Compiled, Source};
 use crate::diag::{render, to_json, Diagnostic};
@@ -195,7 +195,13 @@ pub fn print_diagnostics(ds: &[Diagnostic], src: &Source, format: ErrorFormat) {
             let color = std::io::stderr().is_terminal();
             for d in ds {
                 if d.span.line == 0 {
-                    eprintln!("{}: {}: {}{}", if d.is_error() { "error" } else { "warning" }, d.code, d.message, d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default());
+                    eprintln!(
+                        "{}: {}: {}{}",
+                        if d.is_error() { "error" } else { "warning" },
+                        d.code,
+                        d.message,
+                        d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default()
+                    );
                 } else {
                     eprint!("{}", render(d, &src.path, &src.text, color));
                 }
@@ -226,11 +232,7 @@ pub fn compile_or_report(src: &Source, sets: &[String], format: ErrorFormat) -> 
 }
 
 pub fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
-    s.split(',')
-        .map(|x| x.trim())
-        .filter(|x| !x.is_empty())
-        .map(|x| x.parse::<u32>().map_err(|_| format!("--prompt-ids: `{x}` is not a token id")))
-        .collect()
+    s.split(',').map(|x| x.trim()).filter(|x| !x.is_empty()).map(|x| x.parse::<u32>().map_err(|_| format!("--prompt-ids: `{x}` is not a token id"))).collect()
 }
 
 /// Print `lines` under `header` as a Markdown table or as right-aligned columns.
@@ -243,8 +245,10 @@ pub fn print_table(header: &[&str], lines: &[Vec<String>], markdown: bool) {
         }
         return;
     }
-    let widths: Vec<usize> = (0..header.len()).map(|i| lines.iter().map(|l| l.get(i).map_or(0, |c| c.len())).chain([header[i].len()]).max().unwrap_or(0)).collect();
-    let fmt = |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths.get(i).copied().unwrap_or(0))).collect::<Vec<_>>().join("  ");
+    let widths: Vec<usize> =
+        (0..header.len()).map(|i| lines.iter().map(|l| l.get(i).map_or(0, |c| c.len())).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let fmt =
+        |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths.get(i).copied().unwrap_or(0))).collect::<Vec<_>>().join("  ");
     println!("{}", fmt(header.to_vec()));
     for l in lines {
         println!("{}", fmt(l.iter().map(|s| s.as_str()).collect()));

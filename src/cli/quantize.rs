@@ -20,7 +20,13 @@ pub fn run(a: QuantizeArgs) -> i32 {
     match crate::model::gguf::write(&a.input, &a.out, a.dtype.weight_type()) {
         Ok(n) => {
             let size = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
-            println!("wrote {} ({n} tensors, {}, {}) in {:.1}s", a.out.display(), a.dtype.name(), crate::model::linear::fmt_bytes(size), t0.elapsed().as_secs_f64());
+            println!(
+                "wrote {} ({n} tensors, {}, {}) in {:.1}s",
+                a.out.display(),
+                a.dtype.name(),
+                crate::model::linear::fmt_bytes(size),
+                t0.elapsed().as_secs_f64()
+            );
             EXIT_OK
         }
         Err(e) => {

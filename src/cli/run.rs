@@ -8,9 +8,9 @@ use crate::model::linear::{fmt_bytes, peak_rss_bytes};
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::DiffusionModel;
 use crate::runtime::{generate, trace, Progress, RunOptions};
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -100,7 +100,12 @@ pub fn run(a: RunArgs) -> i32 {
 /// The user's settings: flags first, then `--set`s (later wins).
 fn user_sets(a: &RunArgs) -> Vec<String> {
     let mut sets = Vec::new();
-    let flags = [("gen_length", a.gen_length.map(|x| x.to_string())), ("block_length", a.block_length.map(|x| x.to_string())), ("temperature", a.temperature.map(|x| x.to_string())), ("seed", a.seed.map(|x| x.to_string()))];
+    let flags = [
+        ("gen_length", a.gen_length.map(|x| x.to_string())),
+        ("block_length", a.block_length.map(|x| x.to_string())),
+        ("temperature", a.temperature.map(|x| x.to_string())),
+        ("seed", a.seed.map(|x| x.to_string())),
+    ];
     for (k, v) in flags {
         if let Some(v) = v {
             sets.push(format!("{k}={v}"));
@@ -151,11 +156,15 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     let template = engine.template.as_ref();
     let mut prompts: Vec<Vec<u32>> = Vec::new();
     for conv in conversations(&a)? {
-        let t = tok.as_deref().ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", dir.display()))?;
+        let t =
+            tok.as_deref().ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", dir.display()))?;
         for m in &conv {
             let unknown = t.unknown_words(&m.content);
             if !unknown.is_empty() {
-                eprintln!("warning: the tokenizer does not know {} (read as its unknown token)", unknown.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "));
+                eprintln!(
+                    "warning: the tokenizer does not know {} (read as its unknown token)",
+                    unknown.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
+                );
             }
         }
         let ids = prompt_ids(t, template, &conv, a.raw).map_err(|e| e.to_string())?;
@@ -180,7 +189,13 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     }
     let gen = compiled.plan.schedule.gen_length.as_usize().unwrap_or(0);
     if let Some(p) = prompts.iter().find(|p| p.len() + gen > info.max_seq_len) {
-        return Err(format!("the prompt is {} tokens{}; with gen_length {gen} that is {} > the model's maximum sequence length {}", p.len(), if template.is_some() && !a.raw { " after the chat template" } else { "" }, p.len() + gen, info.max_seq_len));
+        return Err(format!(
+            "the prompt is {} tokens{}; with gen_length {gen} that is {} > the model's maximum sequence length {}",
+            p.len(),
+            if template.is_some() && !a.raw { " after the chat template" } else { "" },
+            p.len() + gen,
+            info.max_seq_len
+        ));
     }
     if a.stream && prompts.len() != 1 {
         return Err("--stream shows one answer: give one prompt".into());
@@ -190,7 +205,10 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     let mut visual = if a.visual && !a.json && prompts.len() == 1 { super::visual::Visual::new(tok.clone()) } else { None };
     let bar = (!a.quiet && !a.json && gen >= 64 && visual.is_none()).then(|| {
         let pb = indicatif::ProgressBar::new((gen * prompts.len()) as u64);
-        pb.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tokens {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tokens {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
         pb
     });
     let printed = Rc::new(RefCell::new(crate::chat::AppendText::default()));
@@ -210,7 +228,8 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             }
         }) as Box<dyn FnMut(&Progress)>
     });
-    let out = generate(model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None }).map_err(|e| e.to_string())?;
+    let out = generate(model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None })
+        .map_err(|e| e.to_string())?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }

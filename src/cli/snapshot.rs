@@ -115,7 +115,11 @@ fn snap_file(policy: &Path, prompts: usize, body: &str) -> String {
 }
 
 fn check(engine: &Engine, dir: &Path, sets: &[String], accept: bool) -> Result<i32, String> {
-    let mut policies: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "pol")).collect();
+    let mut policies: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pol"))
+        .collect();
     policies.sort();
     if policies.is_empty() {
         return Err(format!("{}: no *.pol files", dir.display()));

@@ -58,7 +58,9 @@ fn show(a: ShowArgs) -> Result<(), String> {
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
     let mut view = TraceView::from_json(&v, &name, a.seq)?;
     if let Some(m) = &a.model {
-        let tok = crate::model::tokenizer::TextTokenizer::from_dir(&crate::engine::folder_of(m)).map_err(|e| e.to_string())?.ok_or_else(|| format!("{}: no tokenizer", m.display()))?;
+        let tok = crate::model::tokenizer::TextTokenizer::from_dir(&crate::engine::folder_of(m))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: no tokenizer", m.display()))?;
         view.label_with(|id| tok.piece(id));
     }
     write(a.svg.as_deref(), || svg(&view, a.cell))?;

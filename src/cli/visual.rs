@@ -80,7 +80,8 @@ impl Visual {
             lines.truncate(max_lines - 2);
             lines.push(format!("… {more} more line(s)"));
         }
-        let head: String = format!("step {} · {}/{} committed · {} rows recomputed", p.steps, p.committed, p.canvas_size, n_fresh).chars().take(width).collect();
+        let head: String =
+            format!("step {} · {}/{} committed · {} rows recomputed", p.steps, p.committed, p.canvas_size, n_fresh).chars().take(width).collect();
         let mut out = std::io::stdout().lock();
         if self.lines > 0 {
             // Back to the first line drawn last time, and clear everything below.

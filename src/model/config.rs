@@ -7,22 +7,54 @@ use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::path::Path;
 
-fn d_d_model() -> usize { 4096 }
-fn d_n_heads() -> usize { 32 }
-fn d_n_layers() -> usize { 32 }
-fn d_mlp_hidden() -> Option<usize> { Some(12288) }
-fn d_mlp_ratio() -> usize { 4 }
-fn d_vocab() -> usize { 126464 }
-fn d_eps() -> f64 { 1e-5 }
-fn d_theta() -> f64 { 500000.0 }
-fn d_max_seq() -> usize { 4096 }
-fn d_mask() -> u32 { 126336 }
-fn d_eos() -> u32 { 126081 }
-fn d_true() -> bool { true }
-fn d_block_type() -> String { "llama".into() }
-fn d_activation() -> String { "silu".into() }
-fn d_norm() -> String { "rms".into() }
-fn d_dtype() -> String { "bfloat16".into() }
+fn d_d_model() -> usize {
+    4096
+}
+fn d_n_heads() -> usize {
+    32
+}
+fn d_n_layers() -> usize {
+    32
+}
+fn d_mlp_hidden() -> Option<usize> {
+    Some(12288)
+}
+fn d_mlp_ratio() -> usize {
+    4
+}
+fn d_vocab() -> usize {
+    126464
+}
+fn d_eps() -> f64 {
+    1e-5
+}
+fn d_theta() -> f64 {
+    500000.0
+}
+fn d_max_seq() -> usize {
+    4096
+}
+fn d_mask() -> u32 {
+    126336
+}
+fn d_eos() -> u32 {
+    126081
+}
+fn d_true() -> bool {
+    true
+}
+fn d_block_type() -> String {
+    "llama".into()
+}
+fn d_activation() -> String {
+    "silu".into()
+}
+fn d_norm() -> String {
+    "rms".into()
+}
+fn d_dtype() -> String {
+    "bfloat16".into()
+}
 
 /// LLaDA's `config.json` (the `LLaDAConfig` / OLMo-style `ModelConfig` keys d2c reads).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -78,8 +110,7 @@ pub struct LladaConfig {
 impl LladaConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: LladaConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Config { path: path.into(), message: e.to_string() })?;
+        let cfg: LladaConfig = serde_json::from_str(&text).map_err(|e| Error::Config { path: path.into(), message: e.to_string() })?;
         cfg.validate().map_err(|message| Error::Config { path: path.into(), message })?;
         Ok(cfg)
     }

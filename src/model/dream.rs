@@ -70,7 +70,13 @@ impl DreamConfig {
 
     /// Shape and feature checks; the message names the offending keys.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        for (key, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("num_hidden_layers", self.num_hidden_layers), ("vocab_size", self.vocab_size), ("num_key_value_heads", self.num_key_value_heads)] {
+        for (key, v) in [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("vocab_size", self.vocab_size),
+            ("num_key_value_heads", self.num_key_value_heads),
+        ] {
             if v == 0 {
                 return Err(format!("{key} must be positive"));
             }

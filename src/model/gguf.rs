@@ -148,7 +148,12 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
     let n_heads = r.uint(&key("attention.head_count"))?;
     let kv_heads = if r.content.metadata.contains_key(&key("attention.head_count_kv")) { r.uint(&key("attention.head_count_kv"))? } else { n_heads };
     let d = r.uint(&key("embedding_length"))?;
-    let emb_rows = r.content.tensor_infos.get("token_embd.weight").map(|i| i.shape.dims()[0]).ok_or_else(|| Error::MissingTensor { path: path.into(), name: "token_embd.weight".into() })?;
+    let emb_rows = r
+        .content
+        .tensor_infos
+        .get("token_embd.weight")
+        .map(|i| i.shape.dims()[0])
+        .ok_or_else(|| Error::MissingTensor { path: path.into(), name: "token_embd.weight".into() })?;
     let spec = Spec {
         n_layers: r.uint(&key("block_count"))?,
         d_model: d,
@@ -167,7 +172,8 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
         Some(v) => v.to_bool().map_err(|_| Error::io(path, "`diffusion.shift_logits` is not a bool"))?,
         None => true,
     };
-    let mask_id = mask_id(&r.content).ok_or_else(|| Error::io(path, "missing GGUF metadata key `tokenizer.ggml.mask_token_id` (and no mask token in the vocabulary)"))?;
+    let mask_id =
+        mask_id(&r.content).ok_or_else(|| Error::io(path, "missing GGUF metadata key `tokenizer.ggml.mask_token_id` (and no mask token in the vocabulary)"))?;
     let eos_id = r.uint("tokenizer.ggml.eos_token_id")? as u32;
     let (hd, kvd, ff) = (spec.head_dim(), spec.kv_dim(), spec.mlp_hidden);
     let mut blocks = Vec::with_capacity(spec.n_layers);
@@ -208,7 +214,8 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
     }
     let final_norm = r.dense("output_norm.weight", &[d])?;
     let embed_q = r.tensor("token_embd.weight", &[emb_rows, d])?;
-    let head = if r.has("output.weight") { r.tensor("output.weight", &[emb_rows, d])? } else { QTensor::quantize(&embed_q.dequantize(device)?, embed_q.dtype())? };
+    let head =
+        if r.has("output.weight") { r.tensor("output.weight", &[emb_rows, d])? } else { QTensor::quantize(&embed_q.dequantize(device)?, embed_q.dtype())? };
     let head = proj(head, None, ty.for_head(), "output.weight")?;
     let embed = if is_float(embed_q.dtype()) { Embed::new("token_embd.weight", embed_q.dequantize(device)?, ty)? } else { Embed::Quant(Arc::new(embed_q)) };
     let info = ModelInfo::of(&arch, &spec, mask_id, eos_id, shift as usize);
@@ -234,18 +241,38 @@ pub fn write(dir: &Path, out: &Path, ty: WeightType) -> Result<usize> {
         Family::Llada => {
             let c = super::LladaConfig::from_file(&dir.join("config.json"))?;
             let p = "model.transformer";
-            let names = NameMap { embed: format!("{p}.wte.weight"), head: (!c.weight_tying).then(|| format!("{p}.ff_out.weight")), norm: format!("{p}.ln_f.weight"), block: |i, k| {
-                let n = ["attn_norm", "ff_norm", "q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"][k];
-                format!("model.transformer.blocks.{i}.{n}")
-            }};
+            let names = NameMap {
+                embed: format!("{p}.wte.weight"),
+                head: (!c.weight_tying).then(|| format!("{p}.ff_out.weight")),
+                norm: format!("{p}.ln_f.weight"),
+                block: |i, k| {
+                    let n = ["attn_norm", "ff_norm", "q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"][k];
+                    format!("model.transformer.blocks.{i}.{n}")
+                },
+            };
             (super::llada::spec(&c), c.mask_token_id, c.eos_token_id, "llada", names)
         }
         Family::Dream => {
             let c = super::DreamConfig::from_file(&dir.join("config.json"))?;
-            let names = NameMap { embed: "model.embed_tokens.weight".into(), head: (!c.tie_word_embeddings).then(|| "lm_head.weight".into()), norm: "model.norm.weight".into(), block: |i, k| {
-                let n = ["input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"][k];
-                format!("model.layers.{i}.{n}")
-            }};
+            let names = NameMap {
+                embed: "model.embed_tokens.weight".into(),
+                head: (!c.tie_word_embeddings).then(|| "lm_head.weight".into()),
+                norm: "model.norm.weight".into(),
+                block: |i, k| {
+                    let n = [
+                        "input_layernorm",
+                        "post_attention_layernorm",
+                        "self_attn.q_proj",
+                        "self_attn.k_proj",
+                        "self_attn.v_proj",
+                        "self_attn.o_proj",
+                        "mlp.gate_proj",
+                        "mlp.up_proj",
+                        "mlp.down_proj",
+                    ][k];
+                    format!("model.layers.{i}.{n}")
+                },
+            };
             (c.spec(), c.mask_token_id, c.eos_token_id, "dream", names)
         }
     };
@@ -273,7 +300,9 @@ pub fn write_random(h: &Header, out: &Path, ty: WeightType, seed: u64) -> Result
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let names = match h.family {
         Family::Llada => NameMap { embed: "wte".into(), head: Some("ff_out".into()), norm: "ln_f".into(), block: |i, k| format!("blocks.{i}.{}", PARTS[k]) },
-        Family::Dream => NameMap { embed: "embed_tokens".into(), head: Some("lm_head".into()), norm: "norm".into(), block: |i, k| format!("layers.{i}.{}", PARTS[k]) },
+        Family::Dream => {
+            NameMap { embed: "embed_tokens".into(), head: Some("lm_head".into()), norm: "norm".into(), block: |i, k| format!("layers.{i}.{}", PARTS[k]) }
+        }
     };
     // Every block gets the same random matrices (drawn once per shape): speed and memory do
     // not depend on the values, and drawing 8B normals would dominate the run.
@@ -294,7 +323,14 @@ pub fn write_random(h: &Header, out: &Path, ty: WeightType, seed: u64) -> Result
     write_tensors(h, &names, &mut get, vec![], out, ty)
 }
 
-fn write_tensors(h: &Header, names: &NameMap, get: &mut dyn FnMut(&str, &[usize]) -> Result<Tensor>, tok: Vec<(String, Value)>, out: &Path, ty: WeightType) -> Result<usize> {
+fn write_tensors(
+    h: &Header,
+    names: &NameMap,
+    get: &mut dyn FnMut(&str, &[usize]) -> Result<Tensor>,
+    tok: Vec<(String, Value)>,
+    out: &Path,
+    ty: WeightType,
+) -> Result<usize> {
     let Header { family, arch, spec, mask, eos, .. } = h;
     let (family, arch, mask, eos) = (*family, *arch, *mask, *eos);
     let w = Getter { get: std::cell::RefCell::new(get) };

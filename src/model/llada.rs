@@ -3,8 +3,8 @@
 //! (`model.transformer.blocks.N.{q_proj,k_proj,v_proj,attn_out,ff_proj,up_proj,ff_out}`).
 
 use super::config::LladaConfig;
-use super::load::Weights;
 use super::linear::{Embed, Proj, WeightType};
+use super::load::Weights;
 use super::transformer::{Block, BlockWeights, Spec, Transformer};
 use super::ModelInfo;
 use crate::error::Result;

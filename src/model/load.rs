@@ -27,12 +27,8 @@ pub fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| Error::io(&index, format!("invalid JSON: {e}")))?;
-        let map = json
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| Error::io(&index, "no `weight_map` object"))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::io(&index, format!("invalid JSON: {e}")))?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::io(&index, "no `weight_map` object"))?;
         let files: BTreeSet<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
         let mut out = Vec::new();
         for f in files {
@@ -55,8 +51,7 @@ impl Weights {
         let files = shard_files(dir)?;
         // SAFETY: the files are mapped read-only; d2c never writes to checkpoint files while
         // they are loaded, and concurrent modification by another process is out of scope.
-        let st = unsafe { MmapedSafetensors::multi(&files) }
-            .map_err(|e| Error::io(dir, format!("cannot read safetensors: {e}")))?;
+        let st = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| Error::io(dir, format!("cannot read safetensors: {e}")))?;
         Ok(Weights { dir: dir.to_path_buf(), st, dtype, device: device.clone() })
     }
 
@@ -66,10 +61,7 @@ impl Weights {
     }
 
     pub fn get_as(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let view = self
-            .st
-            .get(name)
-            .map_err(|_| Error::MissingTensor { path: self.dir.clone(), name: name.to_string() })?;
+        let view = self.st.get(name).map_err(|_| Error::MissingTensor { path: self.dir.clone(), name: name.to_string() })?;
         if view.shape() != shape {
             return Err(Error::TensorShape { name: name.into(), expected: shape.to_vec(), got: view.shape().to_vec() });
         }

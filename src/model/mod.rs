@@ -14,13 +14,13 @@
 pub mod config;
 pub mod dream;
 pub mod gemm;
-pub mod simd;
-pub mod softmax;
 pub mod gguf;
 pub mod kv;
 pub mod linear;
 pub mod llada;
 pub mod load;
+pub mod simd;
+pub mod softmax;
 pub mod tokenizer;
 pub mod transformer;
 

@@ -100,7 +100,8 @@ fn slow_files(dir: &Path) -> Result<Parts> {
         if let Some(dec) = cfg.get("added_tokens_decoder").and_then(|d| d.as_object()) {
             for (id, t) in dec {
                 let id: u32 = id.parse().map_err(|_| Error::io(&cfg_path, format!("added_tokens_decoder: `{id}` is not a token id")))?;
-                let content = t.get("content").and_then(|c| c.as_str()).ok_or_else(|| Error::io(&cfg_path, format!("added_tokens_decoder.{id}: no `content`")))?;
+                let content =
+                    t.get("content").and_then(|c| c.as_str()).ok_or_else(|| Error::io(&cfg_path, format!("added_tokens_decoder.{id}: no `content`")))?;
                 vocab_map.insert(content.to_string(), json!(id));
                 let flag = |k: &str, d: bool| t.get(k).and_then(|v| v.as_bool()).unwrap_or(d);
                 added.push(json!({
@@ -175,10 +176,16 @@ pub fn gguf_metadata(dir: &Path, vocab_size: usize) -> Result<Vec<(String, candl
         if t["model"]["type"] != "BPE" || t["model"]["vocab"].as_object().is_none() {
             return Ok(vec![]);
         }
-        let merges: Vec<Value> = t["model"]["merges"].as_array().cloned().unwrap_or_default().into_iter().map(|m| match m {
-            Value::Array(p) => json!(p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
-            other => other,
-        }).collect();
+        let merges: Vec<Value> = t["model"]["merges"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| match m {
+                Value::Array(p) => json!(p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")),
+                other => other,
+            })
+            .collect();
         let added = t["added_tokens"].as_array().cloned().unwrap_or_default();
         (t["model"]["vocab"].clone(), merges, added, "llama-bpe")
     } else if dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file() {

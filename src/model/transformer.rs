@@ -173,7 +173,19 @@ impl Transformer {
     pub fn new(spec: Spec, info: ModelInfo, embed: Embed, blocks: Vec<Block>, final_norm: Tensor, head: Proj, dtype: DType, device: &Device) -> Result<Self> {
         let inv_freq = inv_freq(spec.head_dim(), spec.rope_theta);
         let final_norm = final_norm.to_dtype(dtype)?;
-        Ok(Transformer { spec, info, embed, blocks, final_norm, head, inv_freq, dtype, device: device.clone(), clock: Default::default(), uploads: Default::default() })
+        Ok(Transformer {
+            spec,
+            info,
+            embed,
+            blocks,
+            final_norm,
+            head,
+            inv_freq,
+            dtype,
+            device: device.clone(),
+            clock: Default::default(),
+            uploads: Default::default(),
+        })
     }
 
     /// How the blocks' linear weights are stored (the first block's q/k/v), e.g. `q4_k`.
@@ -300,11 +312,7 @@ impl Transformer {
                 sin.push(a.sin());
             }
         }
-        Ok(QueryRows {
-            cos: self.upload(cos, (b, n, hd / 2))?,
-            sin: self.upload(sin, (b, n, hd / 2))?,
-            index: self.kv_index(positions)?,
-        })
+        Ok(QueryRows { cos: self.upload(cos, (b, n, hd / 2))?, sin: self.upload(sin, (b, n, hd / 2))?, index: self.kv_index(positions)? })
     }
 
     /// Index of `rows` (B sequences, n positions each) for a head-major K/V write:

@@ -66,10 +66,16 @@ pub enum Score {
     /// Confidence remembered in the confidence cache (refresh rules only).
     CachedConfidence,
     /// Gaussian certainty density around already-decoded positions (d²Cache §3).
-    Density { sigma: Val },
+    Density {
+        sigma: Val,
+    },
     Const(Val),
     /// `if(cond, then, else)` on a bool parameter; resolved by constant folding.
-    If { cond: Val, then: Box<Score>, otherwise: Box<Score> },
+    If {
+        cond: Val,
+        then: Box<Score>,
+        otherwise: Box<Score>,
+    },
     Mul(Box<Score>, Box<Score>),
     Add(Box<Score>, Box<Score>),
 }

@@ -78,7 +78,9 @@ impl Pass for FoldConstants {
     fn run(&self, plan: &mut Plan, values: &BTreeMap<String, Val>) -> bool {
         let mut c = false;
         let s = &mut plan.schedule;
-        for v in [&mut s.gen_length, &mut s.block_length, &mut s.tokens_per_step, &mut s.stop_at_eos, &mut s.temperature, &mut s.top_k, &mut s.top_p, &mut s.seed] {
+        for v in
+            [&mut s.gen_length, &mut s.block_length, &mut s.tokens_per_step, &mut s.stop_at_eos, &mut s.temperature, &mut s.top_k, &mut s.top_p, &mut s.seed]
+        {
             c |= fold(v, values);
         }
         match &mut plan.commit.rule {
@@ -105,7 +107,13 @@ impl Pass for FoldConstants {
             };
         }
         let q = &mut plan.quirks;
-        for v in [&mut q.frozen_confidence_cache, &mut q.stale_rows_are_candidates, &mut q.window_rounds_to_masked, &mut q.first_predecessor_after_rollout, &mut q.batch_global_scores] {
+        for v in [
+            &mut q.frozen_confidence_cache,
+            &mut q.stale_rows_are_candidates,
+            &mut q.window_rounds_to_masked,
+            &mut q.first_predecessor_after_rollout,
+            &mut q.batch_global_scores,
+        ] {
             c |= fold(v, values);
         }
         if let Some(l) = plan.layers.as_mut() {

@@ -30,7 +30,14 @@ pub fn to_text(p: &Plan) -> String {
     let s = &p.schedule;
     o += &format!(
         "  schedule        gen_length={} block_length={} tokens_per_step={} stop_at_eos={} temperature={} top_k={} top_p={} seed={}\n",
-        v(&s.gen_length), v(&s.block_length), v(&s.tokens_per_step), v(&s.stop_at_eos), v(&s.temperature), v(&s.top_k), v(&s.top_p), v(&s.seed)
+        v(&s.gen_length),
+        v(&s.block_length),
+        v(&s.tokens_per_step),
+        v(&s.stop_at_eos),
+        v(&s.temperature),
+        v(&s.top_k),
+        v(&s.top_p),
+        v(&s.seed)
     );
     let rule = match &p.commit.rule {
         CommitRule::TopN { n } => format!("top_n({})", v(n)),
@@ -39,7 +46,11 @@ pub fn to_text(p: &Plan) -> String {
     };
     o += &format!("  {:<15} {} by {} within block  @{}:{}\n", "commit", rule, score(&p.commit.score), p.commit.span.line, p.commit.span.col);
     if p.refresh.rows.is_empty() && p.refresh.full.is_empty() {
-        o += if p.layers.is_some() { "  refresh         every row every step, per-layer outputs cached (see layers)\n" } else { "  refresh         full every step (no cache)\n" };
+        o += if p.layers.is_some() {
+            "  refresh         every row every step, per-layer outputs cached (see layers)\n"
+        } else {
+            "  refresh         full every step (no cache)\n"
+        };
     }
     for f in &p.refresh.full {
         let w = match &f.when {
@@ -66,7 +77,13 @@ pub fn to_text(p: &Plan) -> String {
                     RolloutPick::TopK(x) => format!("top_k({})", v(x)),
                     RolloutPick::Above(x) => format!("above({})", v(x)),
                 };
-                format!("rollout {pk} [{}]", match mode { super::RolloutMode::Dense => "dense T x T", super::RolloutMode::Vector => "vector product" })
+                format!(
+                    "rollout {pk} [{}]",
+                    match mode {
+                        super::RolloutMode::Dense => "dense T x T",
+                        super::RolloutMode::Vector => "vector product",
+                    }
+                )
             }
             RowOp::Block => "block".into(),
             RowOp::Suffix => "suffix".into(),
@@ -83,7 +100,13 @@ pub fn to_text(p: &Plan) -> String {
     if let Some(l) = &p.layers {
         o += &format!(
             "  {:<15} prompt every {}, response every {}, adaptive ratio {}, first layer full {}  @{}:{}\n",
-            "layers", v(&l.prompt_every), v(&l.response_every), v(&l.adaptive_ratio), v(&l.first_layer_full), l.span.line, l.span.col
+            "layers",
+            v(&l.prompt_every),
+            v(&l.response_every),
+            v(&l.adaptive_ratio),
+            v(&l.first_layer_full),
+            l.span.line,
+            l.span.col
         );
     }
     let n = &p.needs;
@@ -91,7 +114,10 @@ pub fn to_text(p: &Plan) -> String {
         "  needs           attention_rows={} rollout={} density={} confidence_cache={} margin={} entropy={}\n",
         n.attention_rows,
         n.rollout.map_or("none".to_string(), |m| format!("{m:?}").to_lowercase()),
-        n.density, n.confidence_cache, n.margin, n.entropy
+        n.density,
+        n.confidence_cache,
+        n.margin,
+        n.entropy
     );
     o
 }

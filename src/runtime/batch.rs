@@ -126,7 +126,8 @@ fn forward_all<M: DiffusionModel + ?Sized>(model: &M, members: &mut [Member<'_, 
         let reqs: Vec<_> = plain.iter().map(|&i| members[i].dec.request(&rows[i].0)).collect();
         let t = Instant::now();
         let outs = {
-            let mut parts: Vec<_> = members.iter_mut().enumerate().filter(|(i, _)| plain.contains(i)).zip(&reqs).map(|((_, m), r)| (r, m.dec.kv_mut())).collect();
+            let mut parts: Vec<_> =
+                members.iter_mut().enumerate().filter(|(i, _)| plain.contains(i)).zip(&reqs).map(|((_, m), r)| (r, m.dec.kv_mut())).collect();
             model.forward_many(&mut parts)
         };
         let spent = t.elapsed();

@@ -217,7 +217,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 FullWhen::BlockStart => first_in_block,
                 FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && self.step % n == 0),
             });
-        let mut sets: Vec<Vec<bool>> = active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
+        let mut sets: Vec<Vec<bool>> =
+            active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
         if !full && active.len() > 1 && self.plan.quirks.batch_global_scores.as_bool().unwrap_or(false) {
             // The reference pushes equal row counts for every sequence of a batch.
             let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.importance[s].clone()).collect();
@@ -228,11 +229,14 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         // The forward takes one row count per batch: shorter sets repeat their last row,
         // which recomputes and rewrites the same K/V (see quirk `batch_global_scores`).
         let n = positions.iter().map(|p| p.len()).max().unwrap_or(0);
-        let padded: Vec<Vec<usize>> = positions.iter().map(|p| {
-            let mut q = p.clone();
-            q.resize(n, p.last().copied().unwrap_or(self.logits_map.prompt_len.saturating_sub(1)));
-            q
-        }).collect();
+        let padded: Vec<Vec<usize>> = positions
+            .iter()
+            .map(|p| {
+                let mut q = p.clone();
+                q.resize(n, p.last().copied().unwrap_or(self.logits_map.prompt_len.saturating_sub(1)));
+                q
+            })
+            .collect();
         let ids = active.iter().zip(&padded).map(|(&s, pos)| pos.iter().map(|&i| self.token_at(s, i)).collect()).collect();
         // Logits only where a rule reads them: rows deciding masked positions of the block,
         // and every masked position while the confidence cache or an out-of-block rule needs it.
@@ -267,7 +271,12 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     /// Phase 2 for a plain forward: what to ask the model ([`Decoder::receive`] takes the
     /// answer).
     pub(super) fn request(&self, st: &StepRows) -> ForwardRequest {
-        ForwardRequest { ids: st.ids.clone(), positions: st.padded.clone(), logit_rows: st.logit_rows.clone(), want_attention: self.plan.needs.rollout.is_some() }
+        ForwardRequest {
+            ids: st.ids.clone(),
+            positions: st.padded.clone(),
+            logit_rows: st.logit_rows.clone(),
+            want_attention: self.plan.needs.rollout.is_some(),
+        }
     }
 
     /// A plain forward's output, on the host.
@@ -286,11 +295,17 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                     return Err(Error::Other("per-layer caches need every sequence of the batch active (stop_at_eos with a batch is not supported)".into()));
                 }
                 let from = map.logit_row(0);
-                let req = LayeredRequest { ids: st.ids.clone(), prompt_len: map.prompt_len, logits_from: from, layers: layer_spec(lp, self.step, self.info.n_layers, map.gen) };
+                let req = LayeredRequest {
+                    ids: st.ids.clone(),
+                    prompt_len: map.prompt_len,
+                    logits_from: from,
+                    layers: layer_spec(lp, self.step, self.info.n_layers, map.gen),
+                };
                 let out = self.model.forward_layered(&req, &mut self.kv, lc)?;
                 self.stats.host_copies += out.uploads + 1;
                 let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
-                let logits = st.logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][st.positions[a][r] - from].clone()).collect()).collect();
+                let logits =
+                    st.logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][st.positions[a][r] - from].clone()).collect()).collect();
                 Ok(Fresh { logits, attention: Vec::new(), layer_rows: out.refreshed })
             }
             _ => {

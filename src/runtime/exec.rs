@@ -150,7 +150,12 @@ pub(super) fn setup(plan: &Plan) -> Result<Setup> {
         block,
         per_step: need(&s.tokens_per_step, "tokens_per_step")? as usize,
         stop_eos: s.stop_at_eos.as_bool().unwrap_or(false),
-        sampling: Sampling { temperature: need(&s.temperature, "temperature")?, top_k: need(&s.top_k, "top_k")? as usize, top_p: need(&s.top_p, "top_p")?, never: None },
+        sampling: Sampling {
+            temperature: need(&s.temperature, "temperature")?,
+            top_k: need(&s.top_k, "top_k")? as usize,
+            top_p: need(&s.top_p, "top_p")?,
+            never: None,
+        },
         seed: need(&s.seed, "seed")? as u64,
         rule,
         frozen: plan.quirks.frozen_confidence_cache.as_bool().unwrap_or(false),
@@ -190,4 +195,3 @@ pub fn forward_flops(info: &crate::model::ModelInfo, rows: usize, t: usize, logi
     let per_row = 2.0 * (2.0 * d * d + 2.0 * d * kv + 3.0 * d * f) + 4.0 * t as f64 * d;
     l * rows as f64 * per_row + 2.0 * logit_rows as f64 * d * info.logits_width as f64
 }
-

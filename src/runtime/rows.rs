@@ -200,11 +200,8 @@ pub fn top_up(sets: &mut [Vec<bool>], importance: &[Vec<f64>], density: &[Vec<f6
     if sets.iter().all(|s| s.iter().filter(|&&x| x).count() == target) {
         return;
     }
-    let combined: Vec<Vec<f64>> = sets
-        .iter()
-        .zip(importance)
-        .map(|(s, gi)| s.iter().zip(gi).map(|(&q, &x)| if q { f64::NEG_INFINITY } else { x }).collect())
-        .collect();
+    let combined: Vec<Vec<f64>> =
+        sets.iter().zip(importance).map(|(s, gi)| s.iter().zip(gi).map(|(&q, &x)| if q { f64::NEG_INFINITY } else { x }).collect()).collect();
     let max = combined.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
     for (b, set) in sets.iter_mut().enumerate() {
         let mut sc = combined[b].clone();

@@ -1,8 +1,8 @@
 //! Evaluation of plan score expressions over the canvas.
 
+pub use super::sampling::RowStat;
 use super::select::certainty_density;
 use crate::plan::{Score, Val};
-pub use super::sampling::RowStat;
 
 /// Inputs a score expression can read, over the generation canvas.
 pub struct ScoreInputs<'a> {

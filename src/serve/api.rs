@@ -81,7 +81,11 @@ fn scalar(name: &str, v: &Value) -> Result<String, ApiError> {
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
         Value::String(s) => Ok(s.clone()),
-        _ => Err(ApiError::bad(format!("policy_params.{name}: expected a number, a boolean or a string, got {v}"), Some(&format!("policy_params.{name}")), "invalid_policy_param")),
+        _ => Err(ApiError::bad(
+            format!("policy_params.{name}: expected a number, a boolean or a string, got {v}"),
+            Some(&format!("policy_params.{name}")),
+            "invalid_policy_param",
+        )),
     }
 }
 
@@ -93,12 +97,23 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GenRequest, ApiError> {
         Endpoint::Completions => match obj.get("prompt") {
             Some(Value::String(s)) => Input::Text(s.clone()),
             Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => Input::Text(a[0].as_str().unwrap_or_default().to_string()),
-            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(|x| x.is_u64()) => Input::Ids(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect()),
-            Some(Value::Array(_)) => return Err(ApiError::bad("prompt: one string or one list of token ids per request (batching happens in the server)", Some("prompt"), "invalid_prompt")),
+            Some(Value::Array(a)) if !a.is_empty() && a.iter().all(|x| x.is_u64()) => {
+                Input::Ids(a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect())
+            }
+            Some(Value::Array(_)) => {
+                return Err(ApiError::bad(
+                    "prompt: one string or one list of token ids per request (batching happens in the server)",
+                    Some("prompt"),
+                    "invalid_prompt",
+                ))
+            }
             _ => return Err(ApiError::bad("prompt: missing (a string or a list of token ids)", Some("prompt"), "invalid_prompt")),
         },
         Endpoint::Chat => {
-            let list = obj.get("messages").and_then(|m| m.as_array()).ok_or_else(|| ApiError::bad("messages: missing (a list of {role, content})", Some("messages"), "invalid_messages"))?;
+            let list = obj
+                .get("messages")
+                .and_then(|m| m.as_array())
+                .ok_or_else(|| ApiError::bad("messages: missing (a list of {role, content})", Some("messages"), "invalid_messages"))?;
             let msgs = parse_messages(list).map_err(|e| ApiError::bad(format!("messages: {e}"), Some("messages"), "invalid_messages"))?;
             if msgs.is_empty() {
                 return Err(ApiError::bad("messages: empty", Some("messages"), "invalid_messages"));
@@ -208,7 +223,13 @@ pub fn chunk(endpoint: Endpoint, id: &str, created: u64, model: &str, text: &str
             "choices": [{"index": 0, "text": text, "finish_reason": reason, "logprobs": null}],
         }),
         Endpoint::Chat => {
-            let delta = if first { json!({"role": "assistant", "content": text}) } else if finish.is_some() && text.is_empty() { json!({}) } else { json!({"content": text}) };
+            let delta = if first {
+                json!({"role": "assistant", "content": text})
+            } else if finish.is_some() && text.is_empty() {
+                json!({})
+            } else {
+                json!({"content": text})
+            };
             json!({
                 "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": null}],

@@ -69,7 +69,11 @@ impl Metrics {
         }
         let (q, f) = (self.query_rows.load(Relaxed) as f64, self.full_rows.load(Relaxed) as f64);
         let _ = writeln!(s, "# HELP d2c_recompute_fraction Recomputed rows over no-cache rows, all requests so far.\n# TYPE d2c_recompute_fraction gauge\nd2c_recompute_fraction {}", if f > 0.0 { q / f } else { 0.0 });
-        let _ = writeln!(s, "# HELP d2c_queue_depth Requests waiting for the decoder.\n# TYPE d2c_queue_depth gauge\nd2c_queue_depth {}", self.queue_depth.load(Relaxed));
+        let _ = writeln!(
+            s,
+            "# HELP d2c_queue_depth Requests waiting for the decoder.\n# TYPE d2c_queue_depth gauge\nd2c_queue_depth {}",
+            self.queue_depth.load(Relaxed)
+        );
         let _ = writeln!(s, "# HELP d2c_running Requests being decoded.\n# TYPE d2c_running gauge\nd2c_running {}", self.running.load(Relaxed));
         let _ = writeln!(s, "# HELP d2c_step_seconds Latency of one decode step (one forward).\n# TYPE d2c_step_seconds histogram");
         if let Ok(h) = self.steps.lock() {

@@ -68,7 +68,13 @@ fn build(cfg: Config) -> Result<(Router, std::thread::JoinHandle<()>)> {
     let names = policies.names();
     let default_stem = cfg.default_policy.trim_end_matches(".pol").to_string();
     if !names.contains(&default_stem) {
-        return Err(Error::input(format!("--default-policy {}: no {}.pol in {} (found: {})", cfg.default_policy, default_stem, cfg.policy_dir.display(), names.join(", "))));
+        return Err(Error::input(format!(
+            "--default-policy {}: no {}.pol in {} (found: {})",
+            cfg.default_policy,
+            default_stem,
+            cfg.policy_dir.display(),
+            names.join(", ")
+        )));
     }
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String>>();
     let m = metrics.clone();
@@ -77,7 +83,11 @@ fn build(cfg: Config) -> Result<(Router, std::thread::JoinHandle<()>)> {
         .name("d2c-decoder".into())
         .spawn(move || match Engine::load(model.as_deref(), weights) {
             Ok(engine) => {
-                let id = if model.is_none() { "tiny-tasks".to_string() } else { engine.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()) };
+                let id = if model.is_none() {
+                    "tiny-tasks".to_string()
+                } else {
+                    engine.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
+                };
                 let _ = ready_tx.send(Ok(id));
                 worker::run(engine, policies, rx, m, max_batch);
             }
@@ -87,7 +97,8 @@ fn build(cfg: Config) -> Result<(Router, std::thread::JoinHandle<()>)> {
         })
         .map_err(|e| Error::Other(format!("cannot start the decoder thread: {e}")))?;
     let model_id = ready_rx.recv().map_err(|_| Error::Other("the decoder thread died while loading the model".into()))??;
-    let app = Arc::new(App { jobs: tx, queue_cap: cfg.queue.max(1) as i64, metrics, model_id, policies: names, timeout: cfg.timeout, next_id: AtomicU64::new(1) });
+    let app =
+        Arc::new(App { jobs: tx, queue_cap: cfg.queue.max(1) as i64, metrics, model_id, policies: names, timeout: cfg.timeout, next_id: AtomicU64::new(1) });
     let router = Router::new()
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat))
@@ -191,7 +202,15 @@ async fn submit(app: &Arc<App>, endpoint: Endpoint, body: &[u8]) -> Response {
 
 /// The SSE stream of a job: chunks as events arrive, then `[DONE]` once the decoder has
 /// dropped the job.
-fn futures_stream(first: Event, rx: mpsc::UnboundedReceiver<Event>, endpoint: Endpoint, id: String, created: u64, model: String, mode: StreamMode) -> impl tokio_stream::Stream<Item = std::result::Result<Sse, std::convert::Infallible>> {
+fn futures_stream(
+    first: Event,
+    rx: mpsc::UnboundedReceiver<Event>,
+    endpoint: Endpoint,
+    id: String,
+    created: u64,
+    model: String,
+    mode: StreamMode,
+) -> impl tokio_stream::Stream<Item = std::result::Result<Sse, std::convert::Infallible>> {
     use tokio_stream::StreamExt;
     let mut sent_first = false;
     let mut streamed = String::new();

@@ -23,7 +23,10 @@ pub enum Event {
     /// Append mode: text added to the stable prefix.
     Delta(String),
     /// Canvas mode: the whole canvas after a step (masked positions as None).
-    Canvas { step: usize, tokens: Vec<Option<String>> },
+    Canvas {
+        step: usize,
+        tokens: Vec<Option<String>>,
+    },
     Done(Completion),
     Failed(ApiError),
 }
@@ -43,7 +46,13 @@ impl Policies {
     /// The policy files' names (without `.pol`), sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.dir)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "pol")).filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "pol"))
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -184,7 +193,11 @@ fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared,
     for (k, v) in &req.sets {
         if !declared.iter().any(|d| d == k) {
             let what = if k == "gen_length" { "max_tokens".to_string() } else { k.clone() };
-            return Err(ApiError::bad(format!("{what}: policy `{}` has no parameter `{k}` (it has: {})", src.path, declared.join(", ")), Some(&what), "invalid_policy_param"));
+            return Err(ApiError::bad(
+                format!("{what}: policy `{}` has no parameter `{k}` (it has: {})", src.path, declared.join(", ")),
+                Some(&what),
+                "invalid_policy_param",
+            ));
         }
         sets.push(format!("{k}={v}"));
     }
@@ -211,7 +224,12 @@ fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared,
     })?;
     let ids = match &req.input {
         Input::Ids(ids) => ids.clone(),
-        Input::Text(t) => engine.tokenizer.as_ref().ok_or_else(|| ApiError::bad("this model has no tokenizer: send token ids", Some("prompt"), "invalid_prompt"))?.encode(t).map_err(|e| ApiError::bad(e.to_string(), Some("prompt"), "invalid_prompt"))?,
+        Input::Text(t) => engine
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| ApiError::bad("this model has no tokenizer: send token ids", Some("prompt"), "invalid_prompt"))?
+            .encode(t)
+            .map_err(|e| ApiError::bad(e.to_string(), Some("prompt"), "invalid_prompt"))?,
         Input::Messages(m) => {
             let tok = engine.tokenizer.as_ref().ok_or_else(|| ApiError::bad("this model has no tokenizer", Some("messages"), "invalid_messages"))?;
             prompt_ids(tok, engine.template.as_ref(), m, false).map_err(|e| ApiError::bad(e.to_string(), Some("messages"), "invalid_messages"))?

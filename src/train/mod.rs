@@ -360,7 +360,10 @@ pub fn write_configs(dir: &Path, cfg: &LladaConfig, o: &TrainOptions, init_stage
     write("config.json", &c)?;
     // Decode defaults for `d2c run`/`eval` on this model: the canvas length it was trained on.
     let gen = o.gen_max;
-    write("generation_config.json", &serde_json::json!({"max_new_tokens": gen, "block_length": gen, "eos_token_id": cfg.eos_token_id, "mask_token_id": cfg.mask_token_id}))
+    write(
+        "generation_config.json",
+        &serde_json::json!({"max_new_tokens": gen, "block_length": gen, "eos_token_id": cfg.eos_token_id, "mask_token_id": cfg.mask_token_id}),
+    )
 }
 
 /// Write `examples` as JSON lines.
@@ -377,7 +380,8 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Example>> {
         if line.trim().is_empty() {
             continue;
         }
-        let ex: Example = serde_json::from_str(line).map_err(|e| Error::Input(format!("{}:{}: {e} (want {{\"prompt\": ..., \"answer\": ...}})", path.display(), i + 1)))?;
+        let ex: Example =
+            serde_json::from_str(line).map_err(|e| Error::Input(format!("{}:{}: {e} (want {{\"prompt\": ..., \"answer\": ...}})", path.display(), i + 1)))?;
         out.push(ex);
     }
     if out.is_empty() {

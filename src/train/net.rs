@@ -166,4 +166,3 @@ pub fn masked_diffusion_loss(logits: &Tensor, targets: &Tensor, weight: &Tensor)
     let picked = lp.gather(&targets.unsqueeze(2)?, 2)?.squeeze(2)?;
     Ok((picked * weight)?.sum_all()?.neg()?)
 }
-

@@ -57,9 +57,8 @@ const LETTERS: &str = "abcdefghijklmnopqrstuvwxyz";
 
 /// Every word of the language apart from digits and symbols (the tokenizer's word list).
 pub const VOCAB_WORDS: &[&str] = &[
-    "sort", "reverse", "copy", "has", "he", "she", "and", "how", "many", "does", "have", "now", "sells",
-    "gets", "buys", "finds", "eats", "loses", "tom", "ann", "bob", "eve", "sam", "max", "liz", "joe", "apples", "pens", "cards",
-    "coins", "books", "eggs",
+    "sort", "reverse", "copy", "has", "he", "she", "and", "how", "many", "does", "have", "now", "sells", "gets", "buys", "finds", "eats", "loses", "tom",
+    "ann", "bob", "eve", "sam", "max", "liz", "joe", "apples", "pens", "cards", "coins", "books", "eggs",
 ];
 pub const SYMBOLS: &[&str] = &["+", "-", "=", ".", "?", ","];
 
@@ -147,7 +146,13 @@ pub fn sample(kind: &str, rng: &mut impl Rng) -> Example {
         "walk" => running(rng, 3),
         "runmax" => {
             let xs: Vec<u8> = (0..RUNMAX_LEN).map(|_| LETTERS.as_bytes()[rng.gen_range(0..26)]).collect();
-            let maxima: Vec<char> = xs.iter().scan(0u8, |m, &x| { *m = (*m).max(x); Some(*m as char) }).collect();
+            let maxima: Vec<char> = xs
+                .iter()
+                .scan(0u8, |m, &x| {
+                    *m = (*m).max(x);
+                    Some(*m as char)
+                })
+                .collect();
             (format!("max {} =", join(&xs.iter().map(|&x| x as char).collect::<Vec<_>>())), join(&maxima))
         }
         _ => story(rng),

@@ -45,7 +45,8 @@ pub fn plan(policy: &str, sets: &[String]) -> Plan {
 /// trace's own settings (not from its name).
 pub fn policy_for(t: &Value) -> (String, Vec<String>) {
     let g = &t["generation"];
-    let mut sets = vec![format!("gen_length={}", g["gen_length"]), format!("block_length={}", g["block_length"]), format!("tokens_per_step={}", g["num_transfer_tokens"])];
+    let mut sets =
+        vec![format!("gen_length={}", g["gen_length"]), format!("block_length={}", g["block_length"]), format!("tokens_per_step={}", g["num_transfer_tokens"])];
     if let Some(p) = g["top_p"].as_f64() {
         sets.push(format!("top_p={p}"));
     }

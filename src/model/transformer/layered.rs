@@ -112,4 +112,3 @@ impl Transformer {
         Ok(LayeredOutput { logits, refreshed, uploads: self.uploads.take() })
     }
 }
-

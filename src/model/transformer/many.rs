@@ -33,7 +33,15 @@ impl Transformer {
         let mut groups: Vec<(usize, usize)> = Vec::new();
         for i in 0..parts.len() {
             match groups.last_mut() {
-                Some((first, end)) if small(i) && small(*first) && shapes[*first].0 == shapes[i].0 && shapes[*first].1 == shapes[i].1 && parts[*first].1.len() == parts[i].1.len() => *end = i + 1,
+                Some((first, end))
+                    if small(i)
+                        && small(*first)
+                        && shapes[*first].0 == shapes[i].0
+                        && shapes[*first].1 == shapes[i].1
+                        && parts[*first].1.len() == parts[i].1.len() =>
+                {
+                    *end = i + 1
+                }
                 _ => groups.push((i, i + 1)),
             }
         }
@@ -140,4 +148,3 @@ impl Transformer {
 /// batches with other parts of its shape: 64K elements (256 KB in f32) copy in about the time
 /// of the few small ops the grouping saves.
 const GROUP_KV_ELEMS: usize = 1 << 16;
-

@@ -54,4 +54,3 @@ impl Transformer {
         Ok(clock.map(|c| c.spent.into_iter().filter(|(n, _)| *n != SETUP).map(|(n, d)| (n, d.as_secs_f64() / per)).collect()).unwrap_or_default())
     }
 }
-

@@ -153,11 +153,14 @@ pub fn sets_for(src: &Source, sets: &[String]) -> Vec<String> {
     sets.iter().filter(|s| s.split_once('=').is_some_and(|(k, _)| names.iter().any(|d| d == k.trim()))).cloned().collect()
 }
 
+/// A folder's settings for a policy: the `--set` strings to apply, what each came from, and notes.
+pub type ModelDefaults = (Vec<String>, Vec<Suggested>, Vec<String>);
+
 /// Decode settings a model folder suggests in `generation_config.json`, as `name=value`
 /// for the parameters `src` declares; they come before the user's `sets`, which win. A
 /// malformed file is an error. Returns the settings, what was applied from where, and notes
 /// on what could not apply.
-pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<(Vec<String>, Vec<Suggested>, Vec<String>)> {
+pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<ModelDefaults> {
     let gc = GenerationConfig::from_dir(&folder_of(dir))?;
     let declared = declared_params(src);
     let user = |name: &str| user_sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()));

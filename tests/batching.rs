@@ -87,7 +87,7 @@ fn with_the_reference_batch_quirk_a_batch_changes_the_rows() {
     let plan = engine.prepare(&src, &settings[0]).unwrap().ok().unwrap().compiled.plan;
     assert_eq!(plan.quirks.batch_global_scores, Val::Bool(true));
     let prompts = &groups[0];
-    let batch = decode(&engine, &plan, &prompts);
+    let batch = decode(&engine, &plan, prompts);
     let differs = (0..prompts.len()).any(|i| {
         let alone = decode(&engine, &plan, std::slice::from_ref(&prompts[i]));
         batch.steps.iter().zip(&alone.steps).any(|(b, a)| b.query_positions.as_ref().map(|q| &q[i]) != a.query_positions.as_ref().map(|q| &q[0]))

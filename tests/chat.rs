@@ -75,7 +75,7 @@ fn instruct_model(family: &str) -> PathBuf {
     let z = |s: &[usize]| Tensor::zeros(s, DType::F32, &dev).unwrap();
     let ones = |n: usize| Tensor::ones(n, DType::F32, &dev).unwrap();
     let first_col = |rows: usize, d: usize, only: Option<usize>| {
-        let v: Vec<f32> = (0..rows * d).map(|i| if i % d == 0 && only.map_or(true, |r| i / d == r) { 1.0 } else { 0.0 }).collect();
+        let v: Vec<f32> = (0..rows * d).map(|i| if i % d == 0 && only.is_none_or(|r| i / d == r) { 1.0 } else { 0.0 }).collect();
         Tensor::from_vec(v, (rows, d), &dev).unwrap()
     };
     let mut t: HashMap<String, Tensor> = HashMap::new();

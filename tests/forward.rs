@@ -51,7 +51,7 @@ fn full_forward_matches(f: &serde_json::Value, m: &Transformer, dir: &str) {
     for case in ["prompt_plus_32_masks", "prompt_plus_mixed"] {
         let ids = ids(&f[case]);
         let mut kv = m.new_kv_store(1, ids.len()).unwrap();
-        let out = m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut kv).unwrap();
+        let out = m.forward(&ForwardRequest::full(std::slice::from_ref(&ids), 0, false), &mut kv).unwrap();
         let logits: Vec<Vec<f32>> = out.logits.squeeze(0).unwrap().to_vec2().unwrap();
         assert_eq!(logits.len(), ids.len());
         let d = max_abs_diff(&logits, &f[case]["logits"]);
@@ -71,7 +71,7 @@ fn subset_forward_over_a_warm_store_equals_full_forward() {
 fn subset_equals_full(f: &serde_json::Value, m: &Transformer) {
     let ids = ids(&f["prompt_plus_mixed"]);
     let mut kv = m.new_kv_store(1, ids.len()).unwrap();
-    let full = m.forward(&ForwardRequest::full(&[ids.clone()], 0, true), &mut kv).unwrap();
+    let full = m.forward(&ForwardRequest::full(std::slice::from_ref(&ids), 0, true), &mut kv).unwrap();
     let full: Vec<Vec<f32>> = full.logits.squeeze(0).unwrap().to_vec2().unwrap();
     let rows = vec![3usize, 12, 20, 43];
     let req = ForwardRequest {
@@ -106,7 +106,7 @@ fn subset_forward_reads_the_store() {
     let req = ForwardRequest { ids: vec![vec![ids[20]]], positions: vec![vec![20]], logit_rows: vec![vec![0]], want_attention: false };
     let a: Vec<f32> = m.forward(&req, &mut cold).unwrap().logits.flatten_all().unwrap().to_vec1().unwrap();
     let mut warm = m.new_kv_store(1, ids.len()).unwrap();
-    m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut warm).unwrap();
+    m.forward(&ForwardRequest::full(std::slice::from_ref(&ids), 0, false), &mut warm).unwrap();
     let b: Vec<f32> = m.forward(&req, &mut warm).unwrap().logits.flatten_all().unwrap().to_vec1().unwrap();
     let diff: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
     assert!(diff > 1e-3, "logits did not depend on the cached K/V");
@@ -118,7 +118,7 @@ fn bf16_forward_is_close_to_f32() {
     let m = load(FAMILIES[0].0, DType::BF16);
     let ids = ids(&f["prompt_plus_32_masks"]);
     let mut kv = m.new_kv_store(1, ids.len()).unwrap();
-    let out = m.forward(&ForwardRequest::full(&[ids.clone()], 0, false), &mut kv).unwrap();
+    let out = m.forward(&ForwardRequest::full(std::slice::from_ref(&ids), 0, false), &mut kv).unwrap();
     let logits: Vec<Vec<f32>> = out.logits.squeeze(0).unwrap().to_vec2().unwrap();
     let want = &f["prompt_plus_32_masks"];
     let d = max_abs_diff(&logits, &want["logits"]);
@@ -142,12 +142,12 @@ fn forward_many_gives_every_part_its_own_forward_bit_for_bit() {
     for (dir, _) in FAMILIES {
         let m = load(dir, DType::F32);
         let seq = |seed: u32, len: usize| -> Vec<u32> { (0..len as u32).map(|i| (i * 7 + seed * 13) % 200 + 2).collect() };
-        let full = |s: Vec<u32>| ForwardRequest::full(&[s.clone()], s.len() / 2, true);
+        let full = |s: Vec<u32>| ForwardRequest::full(std::slice::from_ref(&s), s.len() / 2, true);
         let subset = |s: Vec<u32>, rows: Vec<usize>| {
             let ids = rows.iter().map(|&r| s[r]).collect();
             ForwardRequest { ids: vec![ids], logit_rows: vec![(0..rows.len()).step_by(2).collect()], positions: vec![rows], want_attention: true }
         };
-        let reqs = vec![
+        let reqs = [
             (full(seq(1, 20)), 20),
             (full(seq(2, 20)), 20),
             (full(seq(3, 14)), 14),
@@ -180,7 +180,8 @@ fn forward_many_gives_every_part_its_own_forward_bit_for_bit() {
         let mut parts: Vec<_> = reqs.iter().zip(kvs.iter_mut()).map(|((r, _), kv)| (r, kv)).collect();
         let many = m.forward_many(&mut parts).unwrap();
         for (i, (a, b)) in alone.iter().zip(&many).enumerate() {
-            let (la, lb): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) = (a.logits.to_vec3().unwrap(), b.logits.to_vec3().unwrap());
+            type Logits = Vec<Vec<Vec<f32>>>;
+            let (la, lb): (Logits, Logits) = (a.logits.to_vec3().unwrap(), b.logits.to_vec3().unwrap());
             assert_eq!(la, lb, "{dir} part {i}: logits");
             assert_eq!(a.attention.len(), b.attention.len());
             for (x, y) in a.attention.iter().zip(&b.attention) {

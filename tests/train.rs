@@ -70,7 +70,7 @@ fn saved_weights_run_identically_in_the_inference_model() {
     let m = llada::load(&dir, DType::F32, &dev).unwrap();
     let toks: Vec<u32> = vec![14, 20, 33, 1, 1, 1, 0, 17];
     let mut kv = m.new_kv_store(1, toks.len()).unwrap();
-    let inf = m.forward(&ForwardRequest::full(&[toks.clone()], 0, false), &mut kv).unwrap().logits;
+    let inf = m.forward(&ForwardRequest::full(std::slice::from_ref(&toks), 0, false), &mut kv).unwrap().logits;
     let ids = Tensor::new(toks.as_slice(), &dev).unwrap().unsqueeze(0).unwrap();
     let ok = Tensor::ones((1, toks.len()), DType::F32, &dev).unwrap();
     let tr = n.forward(&ids, &ok).unwrap();

@@ -30,14 +30,14 @@ fn split(r: &Rule) -> Parts<'_> {
 }
 
 impl<'a> Ck<'a> {
+    /// Report the rule's first part (the one the parser could not place) as unexpected.
     fn unexpected(&mut self, r: &Rule, allowed: &str) {
-        for part in &r.parts {
+        if let Some(part) = r.parts.first() {
             let s = part.span();
             let text = crate::syntax::print::part(part);
             self.err(
                 Diagnostic::error("E010", format!("unexpected `{text}` in `{}` rule", r.head.name), s, "not understood here").with_help(allowed.to_string()),
             );
-            return;
         }
     }
 

@@ -192,7 +192,7 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
         crate::model::gguf::write_random(&h, &a.out, dt.weight_type(), a.seed).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    if a.heads == 0 || a.d_model % a.heads != 0 || kvh == 0 || a.heads % kvh != 0 {
+    if a.heads == 0 || !a.d_model.is_multiple_of(a.heads) || kvh == 0 || !a.heads.is_multiple_of(kvh) {
         return Err(format!("--d-model {} / --heads {} / --kv-heads {kvh}: d_model must divide into heads, heads into kv heads", a.d_model, a.heads));
     }
     if a.vocab < 4 {

@@ -20,7 +20,6 @@ mod visual;
 
 use crate::compile::{compile as compile_policy, Compiled, Source};
 use crate::diag::{render, to_json, Diagnostic};
-use crate::generation_config::Suggested;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::Transformer;
 use candle_core::DType;
@@ -166,7 +165,7 @@ pub fn default_policy() -> Source {
 }
 
 /// The model's `generation_config.json` settings for `src` ([`crate::engine::model_defaults`]).
-pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<(Vec<String>, Vec<Suggested>, Vec<String>), String> {
+pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<crate::engine::ModelDefaults, String> {
     crate::engine::model_defaults(dir, src, user_sets).map_err(|e| e.to_string())
 }
 

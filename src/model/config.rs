@@ -136,13 +136,13 @@ impl LladaConfig {
                 return Err(format!("{key} must be positive"));
             }
         }
-        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+        if self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!("d_model {} is not divisible by n_heads {}", self.d_model, self.n_heads));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(format!("head dim {} must be even for RoPE", self.head_dim()));
         }
-        if self.n_heads % self.kv_heads() != 0 {
+        if !self.n_heads.is_multiple_of(self.kv_heads()) {
             return Err(format!("n_heads {} is not a multiple of n_kv_heads {}", self.n_heads, self.kv_heads()));
         }
         if self.block_type != "llama" {

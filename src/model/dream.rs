@@ -81,13 +81,13 @@ impl DreamConfig {
                 return Err(format!("{key} must be positive"));
             }
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!("hidden_size {} is not divisible by num_attention_heads {}", self.hidden_size, self.num_attention_heads));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
             return Err(format!("num_attention_heads {} is not a multiple of num_key_value_heads {}", self.num_attention_heads, self.num_key_value_heads));
         }
-        if (self.hidden_size / self.num_attention_heads) % 2 != 0 {
+        if !(self.hidden_size / self.num_attention_heads).is_multiple_of(2) {
             return Err(format!("head size {} must be even for RoPE", self.hidden_size / self.num_attention_heads));
         }
         if self.hidden_act != "silu" {

@@ -394,8 +394,11 @@ fn write_tensors(
 }
 
 /// The tensor source of [`write_tensors`], called like `Weights::get`.
+/// Reads a tensor by name and expected shape.
+type TensorFn<'a> = dyn FnMut(&str, &[usize]) -> Result<Tensor> + 'a;
+
 struct Getter<'a> {
-    get: std::cell::RefCell<&'a mut dyn FnMut(&str, &[usize]) -> Result<Tensor>>,
+    get: std::cell::RefCell<&'a mut TensorFn<'a>>,
 }
 
 impl Getter<'_> {

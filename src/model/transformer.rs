@@ -324,7 +324,7 @@ impl Transformer {
         for r in rows {
             for _ in 0..kvh {
                 for &p in r {
-                    idx.extend(std::iter::repeat(p as u32).take(hd));
+                    idx.extend(std::iter::repeat_n(p as u32, hd));
                 }
             }
         }

@@ -215,7 +215,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             || self.plan.refresh.full.iter().any(|f| match &f.when {
                 FullWhen::FirstStep => self.step == 0,
                 FullWhen::BlockStart => first_in_block,
-                FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && self.step % n == 0),
+                FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && self.step.is_multiple_of(n)),
             });
         let mut sets: Vec<Vec<bool>> =
             active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();

@@ -11,12 +11,15 @@ use crate::model::DiffusionModel;
 use crate::plan::{CommitRule, Plan, Val};
 use std::time::Duration;
 
+/// A callback run after every step with what the decode has done so far.
+pub type OnStep = Box<dyn FnMut(&Progress)>;
+
 #[derive(Default)]
 pub struct RunOptions {
     /// Keep per-step details (scores, importance) for parity checks and traces.
     pub record_details: bool,
     /// Called after every step.
-    pub on_step: Option<Box<dyn FnMut(&Progress)>>,
+    pub on_step: Option<OnStep>,
     /// Ids that end an answer (for `stop_at_eos`); empty = the model's EOS.
     pub stop_ids: Vec<u32>,
     /// Checked before every step: when set, the decode stops with [`Error::Cancelled`]
@@ -137,7 +140,7 @@ pub(super) fn setup(plan: &Plan) -> Result<Setup> {
     let s = &plan.schedule;
     let gen = need(&s.gen_length, "gen_length")? as usize;
     let block = need(&s.block_length, "block_length")? as usize;
-    if gen == 0 || block == 0 || gen % block != 0 {
+    if gen == 0 || block == 0 || !gen.is_multiple_of(block) {
         return Err(Error::input(format!("gen_length {gen} must be a positive multiple of block_length {block}")));
     }
     let rule = match &plan.commit.rule {

@@ -17,14 +17,14 @@ pub fn layer_spec(l: &Layers, step: usize, n_layers: usize, g: usize) -> Vec<Lay
     (0..n_layers)
         .map(|i| {
             let forced = first_full && i == 0;
-            let response = if step % re == 0 || forced {
+            let response = if step.is_multiple_of(re) || forced {
                 ResponseRows::All
             } else if ratio > 0.0 {
                 ResponseRows::LeastSimilarValues(k)
             } else {
                 ResponseRows::None
             };
-            LayerRows { prompt: step % pe == 0 || forced, response }
+            LayerRows { prompt: step.is_multiple_of(pe) || forced, response }
         })
         .collect()
 }

@@ -162,7 +162,7 @@ pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>
             RowOp::Suffix => (v.block.1..g).for_each(|i| q[map.logit_row(i)] = true),
             RowOp::Prompt { every } => {
                 let e = every.as_usize().unwrap_or(1).max(1);
-                if v.next_step % e == 0 {
+                if v.next_step.is_multiple_of(e) {
                     q[..map.prompt_len].iter_mut().for_each(|x| *x = true);
                 }
             }

@@ -62,10 +62,10 @@ pub fn row_stat(logits: &[f32], sampling: &Sampling, need_extra: bool, rng: &mut
         if Some(i) == never {
             continue;
         }
-        if best.map_or(true, |b| x > logits[b]) {
+        if best.is_none_or(|b| x > logits[b]) {
             second = best;
             best = Some(i);
-        } else if second.map_or(true, |s| x > logits[s]) {
+        } else if second.is_none_or(|s| x > logits[s]) {
             second = Some(i);
         }
     }

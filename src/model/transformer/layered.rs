@@ -21,7 +21,7 @@ impl Transformer {
     fn scatter_rows(&self, cache: &Tensor, rows: &[Vec<usize>], val: &Tensor) -> Result<()> {
         let (_, _, d) = cache.dims3()?;
         let n = rows.first().map_or(0, |r| r.len());
-        let idx: Vec<u32> = rows.iter().flat_map(|r| r.iter().flat_map(|&i| std::iter::repeat(i as u32).take(d))).collect();
+        let idx: Vec<u32> = rows.iter().flat_map(|r| r.iter().flat_map(|&i| std::iter::repeat_n(i as u32, d))).collect();
         cache.scatter_set(&self.upload(idx, (rows.len(), n, d))?, val, 1)?;
         Ok(())
     }

@@ -10,7 +10,7 @@ use half::bf16;
 /// A dot-product lane type: elements `E` are read `STEP` at a time into `V` and accumulated in
 /// `A` (f32 lanes).
 pub trait Lanes {
-    type E: Copy + Send + Sync;
+    type E: Elem;
     type V: Copy;
     type A: Copy;
     /// Elements per load.
@@ -32,7 +32,10 @@ pub trait Lanes {
     /// As [`Lanes::zero`].
     unsafe fn sum(acc: Self::A) -> f32;
     /// One product in f32, for the tail of a row shorter than `STEP`.
-    fn mul(x: Self::E, w: Self::E) -> f32;
+    #[inline(always)]
+    fn mul(x: Self::E, w: Self::E) -> f32 {
+        x.f32() * w.f32()
+    }
 }
 
 /// An element the kernels read, as f32.
@@ -83,10 +86,6 @@ impl<E: Elem> Lanes for Scalar<E> {
     unsafe fn sum(acc: [f32; 8]) -> f32 {
         acc.iter().sum()
     }
-    #[inline(always)]
-    fn mul(x: E, w: E) -> f32 {
-        x.f32() * w.f32()
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -94,7 +93,7 @@ pub use x86::*;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{bf16, Elem, Lanes};
+    use super::{bf16, Lanes};
     use std::arch::x86_64::*;
 
     /// AVX2 + FMA, f32: 8 lanes; 3 x 4 accumulators + 3 x + 1 W register of the 16.
@@ -154,10 +153,6 @@ mod x86 {
         unsafe fn madd(acc: __m256, x: __m256, w: __m256) -> __m256 {
             _mm256_fmadd_ps(x, w, acc)
         }
-        #[inline(always)]
-        fn mul(x: f32, w: f32) -> f32 {
-            x * w
-        }
     }
 
     impl Lanes for Avx2Bf16 {
@@ -177,10 +172,6 @@ mod x86 {
         unsafe fn madd(acc: __m256, x: __m256, w: __m256) -> __m256 {
             _mm256_fmadd_ps(x, w, acc)
         }
-        #[inline(always)]
-        fn mul(x: bf16, w: bf16) -> f32 {
-            x.f32() * w.f32()
-        }
     }
 
     impl Lanes for Avx512F32 {
@@ -198,10 +189,6 @@ mod x86 {
         #[inline(always)]
         unsafe fn madd(acc: __m512, x: __m512, w: __m512) -> __m512 {
             _mm512_fmadd_ps(x, w, acc)
-        }
-        #[inline(always)]
-        fn mul(x: f32, w: f32) -> f32 {
-            x * w
         }
     }
 
@@ -222,10 +209,6 @@ mod x86 {
         unsafe fn madd(acc: __m512, x: __m512, w: __m512) -> __m512 {
             _mm512_fmadd_ps(x, w, acc)
         }
-        #[inline(always)]
-        fn mul(x: bf16, w: bf16) -> f32 {
-            x.f32() * w.f32()
-        }
     }
 
     impl Lanes for Avx512Bf16Dot {
@@ -244,10 +227,6 @@ mod x86 {
         #[inline(always)]
         unsafe fn madd(acc: __m512, x: __m512bh, w: __m512bh) -> __m512 {
             _mm512_dpbf16_ps(acc, x, w)
-        }
-        #[inline(always)]
-        fn mul(x: bf16, w: bf16) -> f32 {
-            x.f32() * w.f32()
         }
     }
 }

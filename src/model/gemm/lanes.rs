@@ -137,6 +137,22 @@ mod x86 {
         };
     }
 
+    /// An FMA into f32 lanes, for lane types whose loads give f32 lanes.
+    macro_rules! fma_madd {
+        (m256) => {
+            #[inline(always)]
+            unsafe fn madd(acc: __m256, x: __m256, w: __m256) -> __m256 {
+                _mm256_fmadd_ps(x, w, acc)
+            }
+        };
+        (m512) => {
+            #[inline(always)]
+            unsafe fn madd(acc: __m512, x: __m512, w: __m512) -> __m512 {
+                _mm512_fmadd_ps(x, w, acc)
+            }
+        };
+    }
+
     impl Lanes for Avx2F32 {
         type E = f32;
         type V = __m256;
@@ -145,13 +161,10 @@ mod x86 {
         const MR: usize = 3;
         const NR: usize = 4;
         f32_sums!(m256);
+        fma_madd!(m256);
         #[inline(always)]
         unsafe fn load(p: *const f32) -> __m256 {
             _mm256_loadu_ps(p)
-        }
-        #[inline(always)]
-        unsafe fn madd(acc: __m256, x: __m256, w: __m256) -> __m256 {
-            _mm256_fmadd_ps(x, w, acc)
         }
     }
 
@@ -163,14 +176,11 @@ mod x86 {
         const MR: usize = 3;
         const NR: usize = 4;
         f32_sums!(m256);
+        fma_madd!(m256);
         #[inline(always)]
         unsafe fn load(p: *const bf16) -> __m256 {
             let h = _mm_loadu_si128(p as *const __m128i);
             _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
-        }
-        #[inline(always)]
-        unsafe fn madd(acc: __m256, x: __m256, w: __m256) -> __m256 {
-            _mm256_fmadd_ps(x, w, acc)
         }
     }
 
@@ -182,13 +192,10 @@ mod x86 {
         const MR: usize = 4;
         const NR: usize = 6;
         f32_sums!(m512);
+        fma_madd!(m512);
         #[inline(always)]
         unsafe fn load(p: *const f32) -> __m512 {
             _mm512_loadu_ps(p)
-        }
-        #[inline(always)]
-        unsafe fn madd(acc: __m512, x: __m512, w: __m512) -> __m512 {
-            _mm512_fmadd_ps(x, w, acc)
         }
     }
 
@@ -200,14 +207,11 @@ mod x86 {
         const MR: usize = 4;
         const NR: usize = 6;
         f32_sums!(m512);
+        fma_madd!(m512);
         #[inline(always)]
         unsafe fn load(p: *const bf16) -> __m512 {
             let h = _mm256_loadu_si256(p as *const __m256i);
             _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
-        }
-        #[inline(always)]
-        unsafe fn madd(acc: __m512, x: __m512, w: __m512) -> __m512 {
-            _mm512_fmadd_ps(x, w, acc)
         }
     }
 

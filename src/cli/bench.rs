@@ -111,7 +111,17 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
         let mut sets: Vec<String> =
             a.gen_length.map(|g| format!("gen_length={g}")).into_iter().chain(a.block_length.map(|b| format!("block_length={b}"))).collect();
         sets.extend(a.sets.iter().cloned());
-        return super::eval::eval_table(a.model.as_deref(), &tasks, &specs, &sets, a.limit, a.dtype, false, a.markdown);
+        let table = super::eval::EvalTable {
+            model: a.model.as_deref(),
+            tasks: &tasks,
+            specs: &specs,
+            sets: &sets,
+            limit: a.limit,
+            dtype: a.dtype,
+            verbose: false,
+            markdown: a.markdown,
+        };
+        return super::eval::eval_table(table);
     }
     if a.kernels {
         let (d, ff) = match &a.model {
@@ -164,7 +174,7 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
     for &dt in &dtypes {
         let (model, _) = load_model(&dir, dt)?;
         let i = model.info().clone();
-        run_policies(&a, &model, &i, dt, dtypes.len() > 1, gen_length, block_length, &mut rows)?;
+        run_policies(&a, &model, dt, dtypes.len() > 1, (gen_length, block_length), &mut rows)?;
         info = Some(i);
     }
     let Some(info) = info else { return Ok(EXIT_OK) };
@@ -173,21 +183,13 @@ fn bench(mut a: BenchArgs) -> Result<i32, String> {
     Ok(EXIT_OK)
 }
 
-/// Run the baseline and every policy on `model`, appending one row each.
-#[allow(clippy::too_many_arguments)]
-fn run_policies(
-    a: &BenchArgs,
-    model: &crate::model::Transformer,
-    info: &crate::model::ModelInfo,
-    dt: Dtype,
-    tag: bool,
-    gen_length: usize,
-    block_length: usize,
-    rows: &mut Vec<Row>,
-) -> Result<(), String> {
+/// Run the baseline and every policy on `model` (weights `dt`, named in the rows when `tag`),
+/// at `(gen_length, block_length)`, appending one row each.
+fn run_policies(a: &BenchArgs, model: &crate::model::Transformer, dt: Dtype, tag: bool, lengths: (usize, usize), rows: &mut Vec<Row>) -> Result<(), String> {
+    let (gen_length, block_length) = lengths;
     let prompt = match &a.prompt_ids {
         Some(s) => parse_ids(s)?,
-        None => random_prompt(info, a.prompt_len, a.seed),
+        None => random_prompt(model.info(), a.prompt_len, a.seed),
     };
     for spec in std::iter::once(&a.baseline).chain(a.policies.iter()) {
         let mut shared = vec![format!("gen_length={gen_length}"), format!("block_length={block_length}")];

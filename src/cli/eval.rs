@@ -34,7 +34,17 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> i32 {
-    match eval_table(a.model.as_deref(), &a.tasks, &a.policy, &a.sets, a.limit, a.dtype, a.verbose, a.markdown) {
+    let table = EvalTable {
+        model: a.model.as_deref(),
+        tasks: &a.tasks,
+        specs: &a.policy,
+        sets: &a.sets,
+        limit: a.limit,
+        dtype: a.dtype,
+        verbose: a.verbose,
+        markdown: a.markdown,
+    };
+    match eval_table(table) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -43,18 +53,21 @@ pub fn run(a: EvalArgs) -> i32 {
     }
 }
 
+/// What [`eval_table`] evaluates and how it prints.
+pub struct EvalTable<'a> {
+    pub model: Option<&'a Path>,
+    pub tasks: &'a Path,
+    pub specs: &'a [String],
+    pub sets: &'a [String],
+    pub limit: Option<usize>,
+    pub dtype: Dtype,
+    pub verbose: bool,
+    pub markdown: bool,
+}
+
 /// Evaluate every policy spec on the tasks and print one table. Also used by `d2c bench --tasks`.
-#[allow(clippy::too_many_arguments)]
-pub fn eval_table(
-    model: Option<&Path>,
-    tasks: &Path,
-    specs: &[String],
-    sets: &[String],
-    limit: Option<usize>,
-    dtype: Dtype,
-    verbose: bool,
-    markdown: bool,
-) -> Result<i32, String> {
+pub fn eval_table(t: EvalTable) -> Result<i32, String> {
+    let EvalTable { model, tasks, specs, sets, limit, dtype, verbose, markdown } = t;
     let mut examples = train::read_jsonl(tasks).map_err(|e| e.to_string())?;
     if let Some(n) = limit {
         examples.truncate(n);

@@ -8,7 +8,7 @@
 
 use super::linear::{Embed, Proj, WeightType};
 use super::load::Weights;
-use super::transformer::{Block, BlockWeights, Spec, Transformer};
+use super::transformer::{Block, BlockWeights, Parts, Spec, Transformer};
 use super::ModelInfo;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device};
@@ -156,5 +156,5 @@ pub fn load_as(dir: &Path, ty: WeightType, device: &Device) -> Result<Transforme
     let head = Proj::new("lm_head.weight", head_w, None, ty.for_head())?;
     let embed = Embed::new("model.embed_tokens.weight", embed_w, ty)?;
     let info = ModelInfo::of("dream", &s, cfg.mask_token_id, cfg.eos_token_id, 1);
-    Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(device), device)
+    Transformer::new(Parts { spec: s, info, embed, blocks, final_norm, head }, ty.activations(device), device)
 }

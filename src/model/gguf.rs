@@ -9,7 +9,7 @@
 //! `diffusion.shift_logits` absent means shifted, as llama.cpp reads it.
 
 use super::linear::{Embed, Proj, WeightType};
-use super::transformer::{Block, Spec, Transformer};
+use super::transformer::{Block, Parts, Spec, Transformer};
 use super::{Family, ModelInfo};
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{self, Content, Value};
@@ -219,7 +219,7 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
     let head = proj(head, None, ty.for_head(), "output.weight")?;
     let embed = if is_float(embed_q.dtype()) { Embed::new("token_embd.weight", embed_q.dequantize(device)?, ty)? } else { Embed::Quant(Arc::new(embed_q)) };
     let info = ModelInfo::of(&arch, &spec, mask_id, eos_id, shift as usize);
-    let model = Transformer::new(spec, info, embed, blocks, final_norm, head, ty.activations(device), device)?;
+    let model = Transformer::new(Parts { spec, info, embed, blocks, final_norm, head }, ty.activations(device), device)?;
     Ok((model, r.content))
 }
 

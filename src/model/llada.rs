@@ -5,7 +5,7 @@
 use super::config::LladaConfig;
 use super::linear::{Embed, Proj, WeightType};
 use super::load::Weights;
-use super::transformer::{Block, BlockWeights, Spec, Transformer};
+use super::transformer::{Block, BlockWeights, Parts, Spec, Transformer};
 use super::ModelInfo;
 use crate::error::Result;
 use candle_core::{DType, Device};
@@ -68,5 +68,5 @@ fn from_weights(cfg: &LladaConfig, w: &Weights, ty: WeightType, device: &Device)
     let head = Proj::new(&format!("{p}.ff_out.weight"), head_w, None, ty.for_head())?;
     let embed = Embed::new(&format!("{p}.wte.weight"), wte, ty)?;
     let info = ModelInfo::of("llada", &s, cfg.mask_token_id, cfg.eos_token_id, 0);
-    Transformer::new(s, info, embed, blocks, final_norm, head, ty.activations(device), device)
+    Transformer::new(Parts { spec: s, info, embed, blocks, final_norm, head }, ty.activations(device), device)
 }

@@ -167,10 +167,21 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(candle_nn::ops::rms_norm(x, w, eps as f32)?)
 }
 
+/// What a family's loader hands the shared network: its shape, what it tells the policy
+/// layer, and its weights.
+pub struct Parts {
+    pub spec: Spec,
+    pub info: ModelInfo,
+    pub embed: Embed,
+    pub blocks: Vec<Block>,
+    pub final_norm: Tensor,
+    pub head: Proj,
+}
+
 impl Transformer {
     /// Assemble a network from a family's parts (activations in `dtype`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(spec: Spec, info: ModelInfo, embed: Embed, blocks: Vec<Block>, final_norm: Tensor, head: Proj, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(parts: Parts, dtype: DType, device: &Device) -> Result<Self> {
+        let Parts { spec, info, embed, blocks, final_norm, head } = parts;
         let inv_freq = inv_freq(spec.head_dim(), spec.rope_theta);
         let final_norm = final_norm.to_dtype(dtype)?;
         Ok(Transformer {

@@ -9,7 +9,7 @@
 //! whose logits decide masked positions, and the commit reads them back by position.
 
 use super::exec::{forward_flops, RunOutput, Setup, Stats, StepRecord};
-use super::layers::{account_layered, layer_spec};
+use super::layers::{account_layered, layer_spec, StepShape};
 use super::rollout::{importance_dense, importance_vector};
 use super::rows::{select_rows, top_up, window_scores, RowMap, StepView};
 use super::sampling::{row_stat, RowStat};
@@ -453,7 +453,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         if fresh.layer_rows.is_empty() {
             s.flops += n as f64 * forward_flops(&self.info, st.positions[0].len(), t, nl);
         } else {
-            account_layered(s, &self.plan, &self.info, &fresh.layer_rows, n, t, self.cfg.gen, nl);
+            let shape = StepShape { seqs: n, canvas: t, gen: self.cfg.gen, logit_rows: nl };
+            account_layered(s, &self.plan, &self.info, &fresh.layer_rows, shape);
         }
         self.step += 1;
     }

@@ -29,11 +29,21 @@ pub fn layer_spec(l: &Layers, step: usize, n_layers: usize, g: usize) -> Vec<Lay
         .collect()
 }
 
+/// The size of one step's forward: sequences, canvas rows each (prompt + answer), answer
+/// length, and rows whose logits were asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct StepShape {
+    pub seqs: usize,
+    pub canvas: usize,
+    pub gen: usize,
+    pub logit_rows: usize,
+}
+
 /// Add one layered forward's rows and FLOPs to `stats`: each layer's share of a forward over
 /// its recomputed rows, plus the value projection of every canvas row where a layer ranks
 /// rows by value drift, plus the LM head.
-#[allow(clippy::too_many_arguments)]
-pub fn account_layered(stats: &mut Stats, plan: &Plan, info: &ModelInfo, layer_rows: &[Vec<Vec<usize>>], seqs: usize, t: usize, g: usize, logit_rows: usize) {
+pub fn account_layered(stats: &mut Stats, plan: &Plan, info: &ModelInfo, layer_rows: &[Vec<Vec<usize>>], shape: StepShape) {
+    let StepShape { seqs, canvas: t, gen: g, logit_rows } = shape;
     let adaptive = plan.layers.as_ref().is_some_and(|lp| lp.adaptive_ratio.as_f64().unwrap_or(0.0) > 0.0);
     for (l, rows) in layer_rows.iter().enumerate() {
         let n = rows.first().map_or(0, |r| r.len());

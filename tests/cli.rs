@@ -72,18 +72,20 @@ fn compile_yaml_uses_the_vector_rollout() {
 
 #[test]
 fn bad_input_is_one_line_and_nonzero() {
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["run", "--prompt-ids", "1,x,3"], "not a token id"),
-        (vec!["run", "--prompt-ids", "1,2,999"], "outside the vocabulary"),
-        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "30", "--block-length", "8"], "does not divide"),
-        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "512", "--block-length", "512"], "maximum sequence length"),
-        (vec!["run", "--prompt-ids", "1,2", "--model", "no/such/dir"], "no/such/dir"),
-        (vec!["run", "--prompt-ids", "1,2", "--set", "gen_lenght=8"], "did you mean `gen_length`?"),
-        (vec!["run", "--device", "tpu", "--prompt-ids", "1,2"], "not a device (cpu, cuda, cuda:N, auto)"),
+    // Exit codes as documented: 1 when the policy (with its settings) is invalid, 2 for
+    // usage, I/O and model errors.
+    let cases: Vec<(Vec<&str>, &str, i32)> = vec![
+        (vec!["run", "--prompt-ids", "1,x,3"], "not a token id", 2),
+        (vec!["run", "--prompt-ids", "1,2,999"], "outside the vocabulary", 2),
+        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "30", "--block-length", "8"], "does not divide", 1),
+        (vec!["run", "--prompt-ids", "1,2", "--gen-length", "512", "--block-length", "512"], "maximum sequence length", 2),
+        (vec!["run", "--prompt-ids", "1,2", "--model", "no/such/dir"], "no/such/dir", 2),
+        (vec!["run", "--prompt-ids", "1,2", "--set", "gen_lenght=8"], "did you mean `gen_length`?", 1),
+        (vec!["run", "--device", "tpu", "--prompt-ids", "1,2"], "not a device (cpu, cuda, cuda:N, auto)", 2),
     ];
-    for (args, needle) in cases {
+    for (args, needle, code) in cases {
         let o = d2c(&args);
-        assert!(matches!(o.status.code(), Some(1) | Some(2)), "{args:?}: {:?}", o.status);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
     }

@@ -2,7 +2,7 @@
 
 fn main() {
     pin_thread_count();
-    narrow_candle_quantized();
+    d2c::model::simd::narrow_candle_quantized();
     std::process::exit(d2c::cli::main());
 }
 
@@ -14,15 +14,5 @@ fn pin_thread_count() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         let n = candle_core::utils::get_num_threads();
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
-}
-
-/// `D2C_SIMD=avx2` (or `scalar`) also narrows candle's quantized kernels, through the switch
-/// candle reads for that (`MISTRALRS_FORCE_AVX2=1`: its AVX2 tier, no VNNI). Done first thing,
-/// while no other thread runs.
-fn narrow_candle_quantized() {
-    let narrow = std::env::var(d2c::model::simd::ENV).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "avx2" | "scalar"));
-    if narrow && std::env::var_os("MISTRALRS_FORCE_AVX2").is_none() {
-        std::env::set_var("MISTRALRS_FORCE_AVX2", "1");
     }
 }

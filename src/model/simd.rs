@@ -4,7 +4,9 @@
 //! The kernels ([`super::gemm`]) are written once over a lane type; this module only decides
 //! which instantiation runs. candle's dense matmul (the `gemm` crate) detects on its own: with
 //! the `avx512` cargo feature (default) it uses AVX-512F where the CPU has it, and has no
-//! run-time switch, so `D2C_SIMD` narrows d2c's kernels only ([`describe`] says both).
+//! run-time switch, so `D2C_SIMD` does not narrow it; candle's quantized kernels follow
+//! `D2C_SIMD=avx2|scalar` through their own switch ([`narrow_candle_quantized`]). [`describe`]
+//! names all three.
 
 use std::sync::OnceLock;
 
@@ -44,10 +46,7 @@ pub fn active() -> Simd {
     static ACTIVE: OnceLock<Simd> = OnceLock::new();
     let process = *ACTIVE.get_or_init(|| {
         let cpu = detected();
-        match std::env::var(ENV).ok().map(|v| parse(&v)) {
-            Some(Ok(asked)) => narrow(cpu, asked),
-            _ => cpu,
-        }
+        requested().map_or(cpu, |asked| narrow(cpu, asked))
     });
     SCOPED.with(|s| s.get()).map_or(process, |asked| narrow(process, asked))
 }
@@ -115,6 +114,20 @@ fn narrow(cpu: Simd, asked: Simd) -> Simd {
     Simd { width: cpu.width.min(asked.width), bf16_dot: cpu.bf16_dot && asked.bf16_dot }
 }
 
+/// The most `D2C_SIMD` allows, when it is set to a valid value.
+fn requested() -> Option<Simd> {
+    std::env::var(ENV).ok().and_then(|v| parse(&v).ok())
+}
+
+/// Make `D2C_SIMD=avx2` (or `scalar`) narrow candle's quantized kernels too, through the
+/// switch candle reads for that (`MISTRALRS_FORCE_AVX2=1`: its AVX2 tier, no VNNI). Call it
+/// first thing in `main`, while no other thread runs (it sets an environment variable).
+pub fn narrow_candle_quantized() {
+    if requested().is_some_and(|s| s.width < Width::Avx512) && std::env::var_os("MISTRALRS_FORCE_AVX2").is_none() {
+        std::env::set_var("MISTRALRS_FORCE_AVX2", "1");
+    }
+}
+
 /// `Err` naming the variable and its value when `D2C_SIMD` is set to something unknown.
 pub fn check_env() -> Result<(), String> {
     match std::env::var(ENV) {
@@ -142,8 +155,14 @@ pub fn describe() -> String {
 }
 
 /// The tier candle's quantized matmul picks (its own detection in `repack_x86::level`, which
-/// `MISTRALRS_FORCE_AVX2=1` caps at AVX2).
+/// `MISTRALRS_FORCE_AVX2=1` caps at AVX2), decided once like candle's: it is asked on every
+/// q8_0 projection.
 pub fn candle_quantized() -> &'static str {
+    static TIER: OnceLock<&'static str> = OnceLock::new();
+    TIER.get_or_init(candle_quantized_tier)
+}
+
+fn candle_quantized_tier() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

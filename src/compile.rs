@@ -1,22 +1,11 @@
 //! The whole front end in one call: parse, check, bind `--set` values, validate, optimise.
 
+use crate::check::bind::{bind, validate};
 use crate::check::{check, Checked};
 use crate::diag::Diagnostic;
-use crate::plan::bind::{bind, validate};
 use crate::plan::passes::{default_passes, optimize, Pass};
 use crate::plan::Plan;
-
-/// A policy source and where it came from (for diagnostics).
-pub struct Source {
-    pub path: String,
-    pub text: String,
-}
-
-impl Source {
-    pub fn read(path: &str) -> std::io::Result<Source> {
-        Ok(Source { path: path.to_string(), text: std::fs::read_to_string(path)? })
-    }
-}
+pub use crate::source::Source;
 
 pub struct Compiled {
     pub plan: Plan,

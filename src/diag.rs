@@ -8,7 +8,7 @@
 //! statement, E009 contradictory or unreachable rules, E010 bad arguments, E011 bad --set;
 //! W001 unused parameter, W002 rule without effect.
 
-use crate::syntax::Span;
+use crate::source::Span;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -19,5 +19,6 @@ pub mod plan;
 pub mod runtime;
 pub mod serve;
 pub mod snapshot;
+pub mod source;
 pub mod syntax;
 pub mod train;

@@ -2,8 +2,9 @@
 //! collected at once; a policy without errors is lowered to an (unfolded) [`Plan`].
 //!
 //! Range checks depend on parameter values, which `--set` may change, so they are recorded as
-//! [`Constraint`]s and evaluated by [`crate::plan::bind`] for whatever values are bound.
+//! [`Constraint`]s and evaluated by [`bind`] for whatever values are bound.
 
+pub mod bind;
 mod rules;
 mod values;
 

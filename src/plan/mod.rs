@@ -5,11 +5,10 @@
 //! references and become constants in the `fold-constants` pass; the executor only accepts a
 //! fully folded plan.
 
-pub mod bind;
 pub mod passes;
 pub mod render;
 
-use crate::syntax::Span;
+use crate::source::Span;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

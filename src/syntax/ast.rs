@@ -1,21 +1,6 @@
 //! The policy AST. Every node carries the [`Span`] it was parsed from.
 
-use serde::Serialize;
-
-/// A byte range of the source plus the 1-based line and column of its start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-    pub line: usize,
-    pub col: usize,
-}
-
-impl Serialize for Span {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{}:{}", self.line, self.col))
-    }
-}
+pub use crate::source::Span;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ident {

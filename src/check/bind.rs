@@ -4,7 +4,7 @@
 use crate::check::{Bound, Checked, Constraint, Ty};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::plan::Val;
-use crate::syntax::Span;
+use crate::source::Span;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub struct Bindings {

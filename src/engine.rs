@@ -11,7 +11,7 @@ use crate::generation_config::{stop_ids, GenerationConfig, Suggested};
 use crate::model::linear::WeightType;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{DiffusionModel, Transformer};
-use crate::runtime::exec::{generate, RunOptions, RunOutput};
+use crate::runtime::{generate, RunOptions, RunOutput};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 

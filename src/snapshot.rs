@@ -9,7 +9,7 @@ use crate::chat::answer_len;
 use crate::compile::Source;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::runtime::exec::{RunOptions, RunOutput};
+use crate::runtime::{RunOptions, RunOutput};
 use std::fmt::Write;
 
 /// The prompts `d2c snapshot --check` decodes when a folder has no `prompts.txt`: one of each

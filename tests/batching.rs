@@ -10,7 +10,7 @@ use d2c::model::linear::WeightType;
 use d2c::plan::Val;
 use d2c::runtime::{generate, RunOptions};
 
-fn decode(engine: &Engine, plan: &d2c::plan::Plan, prompts: &[Vec<u32>]) -> d2c::runtime::exec::RunOutput {
+fn decode(engine: &Engine, plan: &d2c::plan::Plan, prompts: &[Vec<u32>]) -> d2c::runtime::RunOutput {
     generate(&engine.model, plan, prompts, RunOptions { record_details: true, stop_ids: engine.stops.clone(), ..Default::default() })
         .unwrap_or_else(|e| panic!("{}: {e}", plan.policy))
 }
@@ -65,7 +65,7 @@ fn check_policies(engine: &Engine, oracle: bool) {
                     assert_eq!(batch.steps.len(), alone.steps.len(), "{what}: steps");
                     for (b, a) in batch.steps.iter().zip(&alone.steps) {
                         assert_eq!(b.committed[i], a.committed[0], "{what}: step {} commits", a.step);
-                        let rows = |r: &d2c::runtime::exec::StepRecord, s: usize| r.query_positions.as_ref().map(|q| q[s].clone());
+                        let rows = |r: &d2c::runtime::StepRecord, s: usize| r.query_positions.as_ref().map(|q| q[s].clone());
                         assert_eq!(rows(b, i), rows(a, 0), "{what}: step {} recomputed rows", a.step);
                         if !a.layer_rows[0].is_empty() {
                             assert_eq!(b.layer_rows[i], a.layer_rows[0], "{what}: step {} layer rows", a.step);

@@ -214,7 +214,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
     let printed = Rc::new(RefCell::new(crate::chat::AppendText::default()));
     let mut streamer = (a.stream && !a.json).then(|| Streamer { tok: tok.clone(), stops: stops.clone(), printed: printed.clone() });
     let pb2 = bar.clone();
-    let on_step: Option<crate::runtime::exec::OnStep> = (bar.is_some() || streamer.is_some() || visual.is_some()).then(|| {
+    let on_step: Option<crate::runtime::OnStep> = (bar.is_some() || streamer.is_some() || visual.is_some()).then(|| {
         Box::new(move |p: &Progress| {
             if let Some(v) = visual.as_mut() {
                 v.draw(p);
@@ -226,7 +226,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             if let Some(s) = streamer.as_mut() {
                 s.show(&p.canvas[0], p.mask_id, pb2.as_ref());
             }
-        }) as crate::runtime::exec::OnStep
+        }) as crate::runtime::OnStep
     });
     let out = generate(model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None })
         .map_err(|e| e.to_string())?;

@@ -10,7 +10,9 @@
 //! same step.
 
 use super::decoder::{Decoder, Fresh, StepRows};
-use super::exec::{setup, RunOptions, RunOutput, StepRecord};
+use super::options::RunOptions;
+use super::output::{RunOutput, StepRecord};
+use super::settings::DecodeSettings;
 use crate::error::{Error, Result};
 use crate::model::DiffusionModel;
 use crate::plan::Plan;
@@ -59,7 +61,7 @@ impl<'m, M: DiffusionModel + ?Sized> Batch<'m, M> {
     /// next step on. Fails at once when the plan or the prompts cannot decode.
     pub fn join(&mut self, plan: &Plan, prompts: Vec<Vec<u32>>, mut opts: RunOptions) -> Result<MemberId> {
         let stops = std::mem::take(&mut opts.stop_ids);
-        let dec = Decoder::new(self.model, plan.clone(), prompts, setup(plan)?, stops)?;
+        let dec = Decoder::new(self.model, DecodeSettings::from_plan(plan)?, prompts, stops)?;
         let id = self.next_id;
         self.next_id += 1;
         self.members.push(Member { id, dec, opts, records: Vec::new(), started: Instant::now() });

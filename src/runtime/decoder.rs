@@ -8,24 +8,26 @@
 //! Shifted logits (Dream) are handled through [`RowMap`] only: the forward asks for the rows
 //! whose logits decide masked positions, and the commit reads them back by position.
 
-use super::exec::{forward_flops, RunOutput, Setup, Stats, StepRecord};
-use super::layers::{account_layered, layer_spec, StepShape};
+use super::commit::commit;
+use super::cost::{account_layered, forward_flops, StepShape};
+use super::layers::layer_spec;
+use super::options::Progress;
+use super::output::{RunOutput, Stats, StepRecord};
+use super::refresh::{select_rows, top_up, window_scores, RowMap, StepView};
 use super::rollout::{importance_dense, importance_vector};
-use super::rows::{select_rows, top_up, window_scores, RowMap, StepView};
 use super::sampling::{row_stat, RowStat};
 use super::scores::{eval, DensityMemo, ScoreInputs};
-use super::select::commit;
+use super::settings::{DecodeSettings, FullAt};
 use crate::error::{Error, Result};
 use crate::model::{DiffusionModel, ForwardOutput, ForwardRequest, KvStore, LayerCache, LayeredRequest, ModelInfo};
-use crate::plan::{FullWhen, Plan, RolloutMode, RowOp, Score, Window};
+use crate::plan::RolloutMode;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::Duration;
 
 pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     model: &'a M,
-    plan: Plan,
-    cfg: Setup,
+    set: DecodeSettings,
     info: ModelInfo,
     prompts: Vec<Vec<u32>>,
     /// The semi-autoregressive blocks as [start, end) canvas ranges, the one being decoded,
@@ -49,8 +51,6 @@ pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     stale: RowStat,
     /// Ids that end an answer (`stop_at_eos`).
     stop_ids: Vec<u32>,
-    /// Some refresh rule ranks rows outside the block by this step's statistics.
-    fresh_outside: bool,
     rng: StdRng,
     step: usize,
     pub(super) stats: Stats,
@@ -98,9 +98,9 @@ pub(super) struct SeqCommit {
 }
 
 impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
-    pub(super) fn new(model: &'a M, plan: Plan, prompts: Vec<Vec<u32>>, mut cfg: Setup, stop_ids: Vec<u32>) -> Result<Self> {
+    pub(super) fn new(model: &'a M, mut set: DecodeSettings, prompts: Vec<Vec<u32>>, stop_ids: Vec<u32>) -> Result<Self> {
         let info = model.info().clone();
-        cfg.sampling.never = Some(info.mask_id);
+        set.sampling.never = Some(info.mask_id);
         let b = prompts.len();
         let p = prompts.first().map_or(0, |x| x.len());
         if b == 0 || p == 0 {
@@ -109,17 +109,17 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         if prompts.iter().any(|x| x.len() != p) {
             return Err(Error::input("all prompts of a batch must have the same length (no padding support)"));
         }
-        let (g, t) = (cfg.gen, p + cfg.gen);
+        let (g, t) = (set.gen, p + set.gen);
         if t > info.max_seq_len {
             return Err(Error::input(format!("prompt ({p} tokens) + gen_length ({g}) = {t} exceeds the model's maximum sequence length {}", info.max_seq_len)));
         }
         let logits_map = RowMap { prompt_len: p, gen: g, shift: info.logits_shift };
-        let refresh_map = RowMap { shift: if plan.refresh.shift_for_shifted_logits { info.logits_shift } else { 0 }, ..logits_map };
-        let layer_cache = match &plan.layers {
+        let refresh_map = RowMap { shift: if set.shift_for_shifted_logits { info.logits_shift } else { 0 }, ..logits_map };
+        let layer_cache = match &set.layers {
             Some(_) => Some(model.new_layer_cache(b, t)?),
             None => None,
         };
-        let blocks = (0..cfg.gen / cfg.block).map(|k| (k * cfg.block, (k + 1) * cfg.block)).collect();
+        let blocks = (0..set.gen / set.block).map(|k| (k * set.block, (k + 1) * set.block)).collect();
         Ok(Decoder {
             model,
             blocks,
@@ -133,18 +133,16 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             importance: vec![vec![0.0; t]; b],
             window_density: vec![vec![]; b],
             finished: vec![false; b],
-            stale: cfg.sampling.stale(info.logits_width),
+            stale: set.sampling.stale(info.logits_width),
             stop_ids: if stop_ids.is_empty() { vec![info.eos_id] } else { stop_ids },
-            fresh_outside: fresh_stats_outside_block(&plan),
-            rng: StdRng::seed_from_u64(cfg.seed),
+            rng: StdRng::seed_from_u64(set.seed),
             step: 0,
             stats: Stats::default(),
             logits_map,
             refresh_map,
-            cfg,
+            set,
             info,
             prompts,
-            plan,
         })
     }
 
@@ -170,7 +168,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         if rec.committed.iter().all(|c| c.is_empty()) {
             return Err(Error::Other(format!(
                 "{}: step {} committed nothing (no masked position of block {}..{} was a commit candidate; does the cache recompute the block's rows?)",
-                self.plan.policy, rec.step, st.block.0, st.block.1
+                self.set.policy, rec.step, st.block.0, st.block.1
             )));
         }
         self.refresh(st, &commits, &mut rec);
@@ -181,7 +179,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
 
     /// Whether this decode's forwards are per-layer ones (dLLM-Cache), which run alone.
     pub(super) fn is_layered(&self) -> bool {
-        self.plan.layers.is_some()
+        self.set.layers.is_some()
     }
 
     /// The K/V store, for a forward the batch runs.
@@ -189,11 +187,11 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         &mut self.kv
     }
 
-    pub(super) fn progress<'b>(&'b self, recomputed: Option<&'b [Vec<usize>]>) -> super::exec::Progress<'b> {
-        super::exec::Progress {
+    pub(super) fn progress<'b>(&'b self, recomputed: Option<&'b [Vec<usize>]>) -> Progress<'b> {
+        Progress {
             steps: self.stats.forwards,
             committed: self.stats.generated_tokens,
-            canvas_size: self.cfg.gen * self.canvas.len(),
+            canvas_size: self.set.gen * self.canvas.len(),
             canvas: &self.canvas,
             mask_id: self.info.mask_id,
             prompt_len: self.prompts.first().map_or(0, |x| x.len()),
@@ -204,22 +202,22 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     /// Phase 1: the rows this step pushes, or `None` when no sequence has a masked position
     /// left in `block`.
     fn rows(&self, block: (usize, usize), first_in_block: bool) -> Option<StepRows> {
-        let (g, t, mask) = (self.cfg.gen, self.logits_map.len(), self.info.mask_id);
+        let (g, t, mask) = (self.set.gen, self.logits_map.len(), self.info.mask_id);
         let block_seen: Vec<Vec<bool>> = self.canvas.iter().map(|c| (0..g).map(|i| i >= block.0 && i < block.1 && c[i] == mask).collect()).collect();
         let active: Vec<usize> = (0..self.canvas.len()).filter(|&s| !self.finished[s] && block_seen[s].iter().any(|&x| x)).collect();
-        if active.is_empty() || self.cfg.per_step == 0 {
+        if active.is_empty() || self.set.per_step == 0 {
             return None;
         }
-        let full = !self.plan.has_cache()
+        let full = !self.set.has_cache()
             || active.iter().any(|&s| self.next_rows[s].is_none())
-            || self.plan.refresh.full.iter().any(|f| match &f.when {
-                FullWhen::FirstStep => self.step == 0,
-                FullWhen::BlockStart => first_in_block,
-                FullWhen::Every(n) => n.as_usize().is_some_and(|n| n > 0 && self.step.is_multiple_of(n)),
+            || self.set.full.iter().any(|f| match *f {
+                FullAt::FirstStep => self.step == 0,
+                FullAt::BlockStart => first_in_block,
+                FullAt::Every(n) => self.step.is_multiple_of(n),
             });
         let mut sets: Vec<Vec<bool>> =
             active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
-        if !full && active.len() > 1 && self.plan.quirks.batch_global_scores.as_bool().unwrap_or(false) {
+        if !full && active.len() > 1 && self.set.quirks.batch_global_scores {
             // The reference pushes equal row counts for every sequence of a batch.
             let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.importance[s].clone()).collect();
             let dens: Vec<Vec<f64>> = active.iter().map(|&s| self.window_density[s].clone()).collect();
@@ -244,7 +242,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             .iter()
             .zip(&positions)
             .map(|(&s, pos)| {
-                let all = self.fresh_outside || (self.plan.needs.confidence_cache && (!self.cfg.frozen || self.conf_cache[s].is_none()));
+                let all = self.set.reads_outside_block()
+                    || (self.set.needs.confidence_cache && (!self.set.quirks.frozen_confidence_cache || self.conf_cache[s].is_none()));
                 (0..pos.len())
                     .filter(|&r| self.logits_map.decided_by(pos[r]).is_some_and(|j| self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
                     .collect()
@@ -275,7 +274,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             ids: st.ids.clone(),
             positions: st.padded.clone(),
             logit_rows: st.logit_rows.clone(),
-            want_attention: self.plan.needs.rollout.is_some(),
+            want_attention: self.set.needs.rollout.is_some(),
         }
     }
 
@@ -289,7 +288,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     /// Phase 2: one forward over the chosen rows; logits and attention back on the host.
     pub(super) fn forward(&mut self, st: &StepRows) -> Result<Fresh> {
         let map = self.logits_map;
-        match (&self.plan.layers, self.layer_cache.as_mut()) {
+        match (&self.set.layers, self.layer_cache.as_mut()) {
             (Some(lp), Some(lc)) => {
                 if st.active.len() != self.canvas.len() {
                     return Err(Error::Other("per-layer caches need every sequence of the batch active (stop_at_eos with a batch is not supported)".into()));
@@ -318,7 +317,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     /// Phase 3: statistics of every masked position, the commit score, the commit rule; then
     /// the confidence cache and the rollout importance the refresh rules will read.
     fn commit(&mut self, st: &StepRows, fresh: &Fresh, details: bool) -> (StepRecord, Vec<SeqCommit>) {
-        let (g, b, mask) = (self.cfg.gen, self.canvas.len(), self.info.mask_id);
+        let (g, b, mask) = (self.set.gen, self.canvas.len(), self.info.mask_id);
         let mut rec = StepRecord {
             step: self.step,
             query_positions: if st.full { None } else { Some(vec![vec![]; b]) },
@@ -329,7 +328,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             next_query_positions: vec![vec![]; b],
             layer_rows: vec![vec![]; b],
         };
-        let need_extra = self.plan.needs.margin || self.plan.needs.entropy;
+        let need_extra = self.set.needs.margin || self.set.needs.entropy;
         let mut out = Vec::with_capacity(st.active.len());
         for (a, &s) in st.active.iter().enumerate() {
             if let Some(qp) = rec.query_positions.as_mut() {
@@ -339,21 +338,21 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             let mut rows = vec![self.stale; g];
             for (k, &r) in st.logit_rows[a].iter().take(st.real[a]).enumerate() {
                 if let Some(j) = self.logits_map.decided_by(st.positions[a][r]) {
-                    rows[j] = row_stat(&fresh.logits[a][k], &self.cfg.sampling, need_extra, &mut self.rng);
+                    rows[j] = row_stat(&fresh.logits[a][k], &self.set.sampling, need_extra, &mut self.rng);
                 }
             }
             let remaining: Vec<bool> = self.canvas[s].iter().map(|&x| x == mask).collect();
             let decoded: Vec<bool> = remaining.iter().map(|m| !m).collect();
-            let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.cfg.stale_candidates);
+            let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.set.quirks.stale_rows_are_candidates);
             let candidates: Vec<usize> = (0..g).filter(|&i| st.block_seen[s][i] && eligible(i)).collect();
             let inp = ScoreInputs { rows: &rows, cached_conf: self.conf_cache[s].as_deref(), decoded: &decoded };
-            let mut score = eval(&self.plan.commit.score, &inp, &mut DensityMemo::new());
+            let mut score = eval(&self.set.commit_score, &inp, &mut DensityMemo::new());
             for (i, sc) in score.iter_mut().enumerate() {
                 if !eligible(i) {
                     *sc = f64::NEG_INFINITY;
                 }
             }
-            let chosen = commit(&score, &candidates, &self.cfg.rule);
+            let chosen = commit(&score, &candidates, &self.set.commit);
             for &i in &chosen {
                 self.canvas[s][i] = rows[i].token;
                 rec.committed[s].push((i, rows[i].token));
@@ -363,10 +362,10 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             if details {
                 rec.select_scores[s] = (0..g).map(|i| if st.block_seen[s][i] { score[i] } else { f64::NEG_INFINITY }).collect();
             }
-            if self.plan.needs.confidence_cache {
+            if self.set.needs.confidence_cache {
                 self.remember_confidence(s, &rows, &remaining);
             }
-            if let Some(mode) = self.plan.needs.rollout {
+            if let Some(mode) = self.set.needs.rollout {
                 let layers: Vec<Vec<Vec<f32>>> = fresh.attention.iter().map(|l| l[a].clone()).collect();
                 let t = self.logits_map.len();
                 self.importance[s] = match mode {
@@ -377,7 +376,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                     rec.importance[s] = self.importance[s].clone();
                 }
             }
-            if self.cfg.stop_eos && stop_reached(&self.canvas[s], mask, &self.stop_ids) {
+            if self.set.stop_eos && stop_reached(&self.canvas[s], mask, &self.stop_ids) {
                 self.finished[s] = true;
             }
             out.push(SeqCommit { seq: s, rows, chosen });
@@ -391,7 +390,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         let raw: Vec<f64> = rows.iter().zip(remaining).map(|(r, &m)| if m { r.conf } else { f64::NEG_INFINITY }).collect();
         match self.conf_cache[s].as_mut() {
             None => self.conf_cache[s] = Some(raw),
-            Some(c) if !self.cfg.frozen => {
+            Some(c) if !self.set.quirks.frozen_confidence_cache => {
                 for (i, r) in rows.iter().enumerate() {
                     if r.recomputed && remaining[i] {
                         c[i] = raw[i];
@@ -404,7 +403,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
 
     /// Phase 4: the refresh rules choose the rows of the next step.
     fn refresh(&mut self, st: &StepRows, commits: &[SeqCommit], rec: &mut StepRecord) {
-        if !self.plan.has_cache() {
+        if !self.set.has_cache() {
             return;
         }
         let mask = self.info.mask_id;
@@ -416,18 +415,18 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 masked_after: &masked_after[c.seq],
                 block_seen: &st.block_seen[c.seq],
                 block: st.block,
-                block_length: self.cfg.block,
+                block_length: self.set.block,
                 committed: &c.chosen,
                 rows: &c.rows,
                 cached_conf: self.conf_cache[c.seq].as_deref(),
-                importance: self.plan.needs.rollout.map(|_| self.importance[c.seq].as_slice()),
+                importance: self.set.needs.rollout.map(|_| self.importance[c.seq].as_slice()),
                 next_step: self.step + 1,
             })
             .collect();
-        let window = window_scores(&self.plan, &views);
+        let window = window_scores(&self.set, &views);
         let mut next = Vec::with_capacity(views.len());
         for (a, v) in views.iter().enumerate() {
-            let q = select_rows(&self.plan, v, a, &window);
+            let q = select_rows(&self.set, v, a, &window);
             rec.next_query_positions[commits[a].seq] = (0..q.len()).filter(|&i| q[i]).collect();
             next.push(q);
         }
@@ -453,8 +452,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         if fresh.layer_rows.is_empty() {
             s.flops += n as f64 * forward_flops(&self.info, st.positions[0].len(), t, nl);
         } else {
-            let shape = StepShape { seqs: n, canvas: t, gen: self.cfg.gen, logit_rows: nl };
-            account_layered(s, &self.plan, &self.info, &fresh.layer_rows, shape);
+            let shape = StepShape { seqs: n, canvas: t, gen: self.set.gen, logit_rows: nl };
+            account_layered(s, self.set.layers.is_some_and(|l| l.adaptive_ratio > 0.0), &self.info, &fresh.layer_rows, shape);
         }
         self.step += 1;
     }
@@ -472,16 +471,6 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         self.stats.wall_time = wall;
         RunOutput { prompts: self.prompts, generated: self.canvas, steps, stats: self.stats }
     }
-}
-
-/// Some refresh rule ranks rows outside the current block by this step's row statistics.
-fn fresh_stats_outside_block(plan: &Plan) -> bool {
-    plan.refresh.rows.iter().any(|r| match &r.op {
-        RowOp::MaskedTopK { score, window, .. } => {
-            !matches!(window, Window::Block) && score.uses(|s| matches!(s, Score::Confidence | Score::Margin | Score::NegEntropy))
-        }
-        _ => false,
-    })
 }
 
 /// A stop token has been committed and everything before the first one is decoded.

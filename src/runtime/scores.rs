@@ -1,8 +1,8 @@
-//! Evaluation of plan score expressions over the canvas.
+//! Evaluation of score expressions over the canvas.
 
+use super::kernels::certainty_density;
 pub use super::sampling::RowStat;
-use super::select::certainty_density;
-use crate::plan::{Score, Val};
+use super::settings::Score;
 
 /// Inputs a score expression can read, over the generation canvas.
 pub struct ScoreInputs<'a> {
@@ -36,10 +36,6 @@ impl Default for DensityMemo {
     }
 }
 
-fn num(v: &Val) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
-}
-
 /// Evaluate `score` at every canvas position. `memo` must belong to `inp.decoded`.
 pub fn eval(score: &Score, inp: &ScoreInputs, memo: &mut DensityMemo) -> Vec<f64> {
     let g = inp.rows.len();
@@ -51,15 +47,8 @@ pub fn eval(score: &Score, inp: &ScoreInputs, memo: &mut DensityMemo) -> Vec<f64
             Some(c) => c.to_vec(),
             None => inp.rows.iter().map(|r| r.conf).collect(),
         },
-        Score::Density { sigma } => memo.get(inp.decoded, num(sigma)).to_vec(),
-        Score::Const(v) => vec![num(v); g],
-        Score::If { cond, then, otherwise } => {
-            if cond.as_bool().unwrap_or(false) {
-                eval(then, inp, memo)
-            } else {
-                eval(otherwise, inp, memo)
-            }
-        }
+        Score::Density { sigma } => memo.get(inp.decoded, *sigma).to_vec(),
+        Score::Const(v) => vec![*v; g],
         Score::Mul(a, b) => {
             let (x, y) = (eval(a, inp, memo), eval(b, inp, memo));
             x.iter().zip(&y).map(|(p, q)| p * q).collect()

@@ -1,7 +1,7 @@
 //! The `--trace FILE.json` format: one record per step, in the oracle's coordinates
 //! (query positions absolute, committed positions relative to the canvas).
 
-use super::exec::RunOutput;
+use super::output::RunOutput;
 use serde_json::{json, Value};
 
 fn score_json(x: f64) -> Value {

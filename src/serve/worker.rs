@@ -289,7 +289,7 @@ fn internal(e: Error) -> ApiError {
 
 /// A member's per-step callback: cancellation once its client is gone or past its deadline
 /// (answered 504 at once), and its streamed deltas or canvas.
-fn progress(engine: &Engine, job: &Job, cancel: Arc<AtomicBool>) -> crate::runtime::exec::OnStep {
+fn progress(engine: &Engine, job: &Job, cancel: Arc<AtomicBool>) -> crate::runtime::OnStep {
     let events = job.events.clone();
     let deadline = job.deadline;
     let mode = job.req.stream.then_some(job.req.mode);

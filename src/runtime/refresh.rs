@@ -7,9 +7,9 @@
 //! on a shifted-logit model such as Dream); rules that want a token's fresh K/V (committed)
 //! select the token's own row.
 
+use super::kernels::{nucleus, top_k};
 use super::scores::{eval, DensityMemo, RowStat, ScoreInputs};
-use super::select::{nucleus, top_k};
-use crate::plan::{Plan, RolloutPick, RowOp, Window};
+use super::settings::{DecodeSettings, Pick, RowRule, Window};
 
 /// Where canvas positions sit among the model's rows, for a model whose logits for position
 /// `i` come from row `i - shift`.
@@ -62,11 +62,11 @@ pub struct StepView<'a> {
 /// Window scores of every `masked top_k` rule, computed for all sequences first because the
 /// in-block bias may use the batch-global maximum (oracle §6.8, quirk `batch_global_scores`;
 /// otherwise each sequence's own).
-pub fn window_scores(plan: &Plan, views: &[StepView]) -> Vec<Vec<Vec<f64>>> {
-    let global = plan.quirks.batch_global_scores.as_bool().unwrap_or(false);
+pub fn window_scores(set: &DecodeSettings, views: &[StepView]) -> Vec<Vec<Vec<f64>>> {
+    let global = set.quirks.batch_global_scores;
     let mut per_rule = Vec::new();
-    for rule in &plan.refresh.rows {
-        if let RowOp::MaskedTopK { score, prefer_block, .. } = &rule.op {
+    for rule in &set.rows {
+        if let RowRule::MaskedTopK { score, prefer_block, .. } = rule {
             let mut all: Vec<Vec<f64>> = views
                 .iter()
                 .map(|v| {
@@ -112,25 +112,25 @@ fn lookahead(v: &StepView, k: usize, rounds_to_masked: bool) -> (usize, usize) {
 }
 
 /// Absolute positions (length T mask) the next step recomputes for one sequence.
-pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>>]) -> Vec<bool> {
+pub fn select_rows(set: &DecodeSettings, v: &StepView, seq: usize, window: &[Vec<Vec<f64>>]) -> Vec<bool> {
     let (map, g) = (v.map, v.masked_after.len());
     let mut q = vec![false; map.len()];
-    let rounds = plan.quirks.window_rounds_to_masked.as_bool().unwrap_or(true);
+    let rounds = set.quirks.window_rounds_to_masked;
     // Oracle §8.3: the reference assigns the row of canvas position 0 (the last prompt row
     // on a shifted model) only after the rollout nucleus, replacing whatever it picked.
-    let late_first = map.shift > 0 && plan.quirks.first_predecessor_after_rollout.as_bool().unwrap_or(false);
+    let late_first = map.shift > 0 && set.quirks.first_predecessor_after_rollout;
     let mut pending_first: Option<bool> = None;
     let mut wi = 0;
-    for rule in &plan.refresh.rows {
-        match &rule.op {
-            RowOp::MaskedTopK { k, window: w, .. } => {
-                let k = k.as_usize().unwrap_or(0);
+    for rule in &set.rows {
+        match rule {
+            RowRule::MaskedTopK { k, window: w, .. } => {
+                let k = *k;
                 let sc = &window[wi][seq];
                 wi += 1;
                 let (lo, hi) = match w {
                     Window::Block => (v.block.0, v.block.1 - 1),
                     Window::All => (0, g - 1),
-                    Window::Lookahead { k } => lookahead(v, k.as_usize().unwrap_or(1), rounds),
+                    Window::Lookahead { k } => lookahead(v, *k, rounds),
                 };
                 let cands = (lo..=hi).filter(|&i| v.masked_after[i]);
                 let picked = top_k(sc, cands, k.min(g));
@@ -141,36 +141,32 @@ pub fn select_rows(plan: &Plan, v: &StepView, seq: usize, window: &[Vec<Vec<f64>
                     q[map.logit_row(i)] = true;
                 }
             }
-            RowOp::Committed => v.committed.iter().for_each(|&i| q[map.token_row(i)] = true),
-            RowOp::Rollout { pick, .. } => {
+            RowRule::Committed => v.committed.iter().for_each(|&i| q[map.token_row(i)] = true),
+            RowRule::Rollout { pick, .. } => {
                 let Some(gi) = v.importance else { continue };
                 let free: Vec<bool> = q.iter().map(|x| !x).collect();
                 let picked = match pick {
-                    RolloutPick::TopP(x) => nucleus(gi, &free, x.as_f64().unwrap_or(0.0), 1),
-                    RolloutPick::TopK(k) => top_k(gi, (0..q.len()).filter(|&i| free[i]), k.as_usize().unwrap_or(0)),
-                    RolloutPick::Above(t) => {
-                        let t = t.as_f64().unwrap_or(f64::INFINITY);
-                        (0..q.len()).filter(|&i| free[i] && gi[i] >= t).collect()
-                    }
+                    Pick::TopP(p) => nucleus(gi, &free, *p, 1),
+                    Pick::TopK(k) => top_k(gi, (0..q.len()).filter(|&i| free[i]), *k),
+                    Pick::Above(t) => (0..q.len()).filter(|&i| free[i] && gi[i] >= *t).collect(),
                 };
                 picked.into_iter().for_each(|i| q[i] = true);
                 if let Some(first) = pending_first.take() {
                     q[map.logit_row(0)] = first;
                 }
             }
-            RowOp::Block => (v.block.0..v.block.1).for_each(|i| q[map.logit_row(i)] = true),
-            RowOp::Suffix => (v.block.1..g).for_each(|i| q[map.logit_row(i)] = true),
-            RowOp::Prompt { every } => {
-                let e = every.as_usize().unwrap_or(1).max(1);
-                if v.next_step.is_multiple_of(e) {
+            RowRule::Block => (v.block.0..v.block.1).for_each(|i| q[map.logit_row(i)] = true),
+            RowRule::Suffix => (v.block.1..g).for_each(|i| q[map.logit_row(i)] = true),
+            RowRule::Prompt { every } => {
+                if v.next_step.is_multiple_of(*every) {
                     q[..map.prompt_len].iter_mut().for_each(|x| *x = true);
                 }
             }
-            RowOp::Inflate { w } => {
+            RowRule::Inflate { w } => {
                 if let Some(first) = pending_first.take() {
                     q[map.logit_row(0)] = first;
                 }
-                inflate(&mut q, w.as_usize().unwrap_or(0))
+                inflate(&mut q, *w)
             }
         }
     }

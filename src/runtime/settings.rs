@@ -1,0 +1,254 @@
+//! The one place where a plan becomes executable: [`DecodeSettings::from_plan`] reads every
+//! value the runtime will use, checks that it is folded to a constant of the right kind and in
+//! range, and returns typed settings. Nothing after this step reads a [`Val`], so the runtime
+//! has no fallbacks for values it did not expect.
+//!
+//! The plan (what the compiler proves and prints) and these settings (what the decoder runs)
+//! have the same shape; a new policy primitive adds its variant to both, and the conversion
+//! below is where its values are checked.
+
+use super::commit::CommitCount;
+use super::sampling::Sampling;
+use crate::error::{Error, Result};
+use crate::plan::{self, CommitRule, FullWhen, Needs, Plan, RolloutMode, RowOp, Val};
+
+/// A score expression with its constants in place (`if` is gone after folding).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Score {
+    Confidence,
+    Margin,
+    NegEntropy,
+    CachedConfidence,
+    Density { sigma: f64 },
+    Const(f64),
+    Mul(Box<Score>, Box<Score>),
+    Add(Box<Score>, Box<Score>),
+}
+
+impl Score {
+    /// True when the expression reads this step's row statistics (not only cached or
+    /// positional values).
+    pub fn reads_rows(&self) -> bool {
+        match self {
+            Score::Confidence | Score::Margin | Score::NegEntropy => true,
+            Score::CachedConfidence | Score::Density { .. } | Score::Const(_) => false,
+            Score::Mul(a, b) | Score::Add(a, b) => a.reads_rows() || b.reads_rows(),
+        }
+    }
+}
+
+/// When a step recomputes every row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FullAt {
+    FirstStep,
+    BlockStart,
+    Every(usize),
+}
+
+/// Where a `masked top_k` rule looks for candidates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Window {
+    Block,
+    Lookahead { k: usize },
+    All,
+}
+
+/// How a rollout rule picks among the rows not selected yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pick {
+    TopP(f64),
+    TopK(usize),
+    Above(f64),
+}
+
+/// One refresh rule (see [`crate::plan::RowOp`] for what each does).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowRule {
+    MaskedTopK { k: usize, score: Score, window: Window, prefer_block: bool },
+    Committed,
+    Rollout { pick: Pick, mode: RolloutMode },
+    Block,
+    Suffix,
+    Prompt { every: usize },
+    Inflate { w: usize },
+}
+
+/// The reference behaviours of [`crate::plan::Quirks`], as flags.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuirkFlags {
+    pub frozen_confidence_cache: bool,
+    pub stale_rows_are_candidates: bool,
+    pub window_rounds_to_masked: bool,
+    pub first_predecessor_after_rollout: bool,
+    pub batch_global_scores: bool,
+}
+
+/// dLLM-Cache's per-layer schedule (the `layers` section).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerSchedule {
+    pub prompt_every: usize,
+    pub response_every: usize,
+    pub adaptive_ratio: f64,
+    pub first_layer_full: bool,
+}
+
+/// Everything a decode reads from its plan, typed and checked.
+#[derive(Debug, Clone)]
+pub struct DecodeSettings {
+    pub policy: String,
+    pub gen: usize,
+    pub block: usize,
+    pub per_step: usize,
+    pub stop_eos: bool,
+    pub sampling: Sampling,
+    pub seed: u64,
+    pub commit: CommitCount,
+    pub commit_score: Score,
+    pub full: Vec<FullAt>,
+    pub rows: Vec<RowRule>,
+    /// Shifted-logit models: refresh rules select the predecessor row of a position.
+    pub shift_for_shifted_logits: bool,
+    pub quirks: QuirkFlags,
+    pub layers: Option<LayerSchedule>,
+    pub needs: Needs,
+}
+
+impl DecodeSettings {
+    pub fn from_plan(plan: &Plan) -> Result<DecodeSettings> {
+        let s = &plan.schedule;
+        let gen = count(&s.gen_length, "gen_length")?;
+        let block = count(&s.block_length, "block_length")?;
+        if gen == 0 || block == 0 || !gen.is_multiple_of(block) {
+            return Err(Error::input(format!("gen_length {gen} must be a positive multiple of block_length {block}")));
+        }
+        let commit = match &plan.commit.rule {
+            CommitRule::TopN { n } => CommitCount::TopN(count(n, "n")?),
+            CommitRule::Threshold { threshold, min } => CommitCount::Threshold { threshold: num(threshold, "threshold")?, min: count(min, "min")? },
+            CommitRule::Factor { factor, min } => CommitCount::Factor { factor: num(factor, "factor")?, min: count(min, "min")? },
+        };
+        let q = &plan.quirks;
+        Ok(DecodeSettings {
+            policy: plan.policy.clone(),
+            gen,
+            block,
+            per_step: count(&s.tokens_per_step, "tokens_per_step")?,
+            stop_eos: flag(&s.stop_at_eos, "stop_at_eos")?,
+            sampling: Sampling {
+                temperature: num(&s.temperature, "temperature")?,
+                top_k: count(&s.top_k, "top_k")?,
+                top_p: num(&s.top_p, "top_p")?,
+                never: None,
+            },
+            seed: count(&s.seed, "seed")? as u64,
+            commit,
+            commit_score: score(&plan.commit.score)?,
+            full: plan.refresh.full.iter().map(|f| full_at(&f.when)).collect::<Result<_>>()?,
+            rows: plan.refresh.rows.iter().map(|r| row_rule(&r.op)).collect::<Result<_>>()?,
+            shift_for_shifted_logits: plan.refresh.shift_for_shifted_logits,
+            quirks: QuirkFlags {
+                frozen_confidence_cache: flag(&q.frozen_confidence_cache, "frozen_confidence_cache")?,
+                stale_rows_are_candidates: flag(&q.stale_rows_are_candidates, "stale_rows_are_candidates")?,
+                window_rounds_to_masked: flag(&q.window_rounds_to_masked, "window_rounds_to_masked")?,
+                first_predecessor_after_rollout: flag(&q.first_predecessor_after_rollout, "first_predecessor_after_rollout")?,
+                batch_global_scores: flag(&q.batch_global_scores, "batch_global_scores")?,
+            },
+            layers: plan.layers.as_ref().map(layer_schedule).transpose()?,
+            needs: plan.needs.clone(),
+        })
+    }
+
+    /// True when some steps recompute only selected rows.
+    pub fn has_cache(&self) -> bool {
+        !self.rows.is_empty()
+    }
+
+    /// True when a refresh rule ranks rows outside the current block by this step's row
+    /// statistics, so every canvas row needs them after a forward.
+    pub fn reads_outside_block(&self) -> bool {
+        self.rows.iter().any(|r| match r {
+            RowRule::MaskedTopK { score, window, .. } => !matches!(window, Window::Block) && score.reads_rows(),
+            _ => false,
+        })
+    }
+}
+
+fn not_folded(what: &str, want: &str, v: &Val) -> Error {
+    Error::Other(format!("plan value `{what}` is not folded to {want} ({v:?}); the compiler's fold-constants pass did not run"))
+}
+
+fn num(v: &Val, what: &str) -> Result<f64> {
+    v.as_f64().ok_or_else(|| not_folded(what, "a number", v))
+}
+
+fn count(v: &Val, what: &str) -> Result<usize> {
+    v.as_usize().ok_or_else(|| not_folded(what, "a non-negative integer", v))
+}
+
+fn flag(v: &Val, what: &str) -> Result<bool> {
+    v.as_bool().ok_or_else(|| not_folded(what, "a bool", v))
+}
+
+/// A count that is used as a period: 0 would divide by zero, and the checker rejects it.
+fn period(v: &Val, what: &str) -> Result<usize> {
+    match count(v, what)? {
+        0 => Err(Error::input(format!("`{what}` must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+fn score(s: &plan::Score) -> Result<Score> {
+    Ok(match s {
+        plan::Score::Confidence => Score::Confidence,
+        plan::Score::Margin => Score::Margin,
+        plan::Score::NegEntropy => Score::NegEntropy,
+        plan::Score::CachedConfidence => Score::CachedConfidence,
+        plan::Score::Density { sigma } => Score::Density { sigma: num(sigma, "sigma")? },
+        plan::Score::Const(v) => Score::Const(num(v, "score constant")?),
+        plan::Score::If { cond, .. } => return Err(not_folded("if condition", "a bool", cond)),
+        plan::Score::Mul(a, b) => Score::Mul(Box::new(score(a)?), Box::new(score(b)?)),
+        plan::Score::Add(a, b) => Score::Add(Box::new(score(a)?), Box::new(score(b)?)),
+    })
+}
+
+fn full_at(w: &FullWhen) -> Result<FullAt> {
+    Ok(match w {
+        FullWhen::FirstStep => FullAt::FirstStep,
+        FullWhen::BlockStart => FullAt::BlockStart,
+        FullWhen::Every(n) => FullAt::Every(period(n, "full every")?),
+    })
+}
+
+fn row_rule(op: &RowOp) -> Result<RowRule> {
+    Ok(match op {
+        RowOp::MaskedTopK { k, score: s, window, prefer_block } => {
+            let window = match window {
+                plan::Window::Block => Window::Block,
+                plan::Window::All => Window::All,
+                plan::Window::Lookahead { k } => Window::Lookahead { k: count(k, "lookahead")? },
+            };
+            RowRule::MaskedTopK { k: count(k, "masked top_k")?, score: score(s)?, window, prefer_block: *prefer_block }
+        }
+        RowOp::Committed => RowRule::Committed,
+        RowOp::Rollout { pick, mode } => {
+            let pick = match pick {
+                plan::RolloutPick::TopP(p) => Pick::TopP(num(p, "rollout top_p")?),
+                plan::RolloutPick::TopK(k) => Pick::TopK(count(k, "rollout top_k")?),
+                plan::RolloutPick::Above(t) => Pick::Above(num(t, "rollout above")?),
+            };
+            RowRule::Rollout { pick, mode: *mode }
+        }
+        RowOp::Block => RowRule::Block,
+        RowOp::Suffix => RowRule::Suffix,
+        RowOp::Prompt { every } => RowRule::Prompt { every: period(every, "prompt every")? },
+        RowOp::Inflate { w } => RowRule::Inflate { w: count(w, "inflate")? },
+    })
+}
+
+fn layer_schedule(l: &plan::Layers) -> Result<LayerSchedule> {
+    Ok(LayerSchedule {
+        prompt_every: period(&l.prompt_every, "prompt_every")?,
+        response_every: period(&l.response_every, "response_every")?,
+        adaptive_ratio: num(&l.adaptive_ratio, "adaptive_ratio")?,
+        first_layer_full: flag(&l.first_layer_full, "first_layer_full")?,
+    })
+}

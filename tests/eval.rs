@@ -5,7 +5,7 @@ use candle_core::{DType, Device};
 use d2c::compile::{compile, Source};
 use d2c::eval::evaluate;
 use d2c::model::tokenizer::TextTokenizer;
-use d2c::model::{llada, Transformer};
+use d2c::model::Transformer;
 use d2c::train::read_jsonl;
 use std::path::Path;
 
@@ -18,7 +18,7 @@ fn plan(policy: &str) -> d2c::plan::Plan {
 }
 
 fn model() -> (Transformer, TextTokenizer) {
-    let m = llada::load(Path::new(MODEL), DType::F32, &Device::Cpu).expect("shipped model loads");
+    let m = d2c::model::load(Path::new(MODEL), DType::F32, &Device::Cpu).expect("shipped model loads");
     let t = TextTokenizer::from_dir(Path::new(MODEL)).expect("tokenizer").expect("tokenizer.json ships");
     (m, t)
 }
@@ -85,7 +85,7 @@ fn host_device_copies_per_forward_stay_constant() {
 #[test]
 fn long_model_solves_its_kinds_and_the_prior_delays_eos() {
     let dir = Path::new("models/long-tasks");
-    let m = llada::load(dir, DType::F32, &Device::Cpu).expect("long model loads");
+    let m = d2c::model::load(dir, DType::F32, &Device::Cpu).expect("long model loads");
     let tok = TextTokenizer::from_dir(dir).expect("tokenizer").expect("tokenizer.json ships");
     let mut tasks = read_jsonl(Path::new("tasks/long-heldout.jsonl")).expect("long held-out ships");
     tasks.truncate(8);

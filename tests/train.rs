@@ -4,7 +4,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use d2c::model::{llada, DiffusionModel, ForwardRequest};
+use d2c::model::{DiffusionModel, ForwardRequest};
 use d2c::train::{self, net, vocab, TrainOptions};
 use rand::SeedableRng;
 
@@ -67,7 +67,7 @@ fn saved_weights_run_identically_in_the_inference_model() {
     let (vm, n, dev) = setup(&o);
     train::write_configs(&dir, &train::config(&o), &o, None).unwrap();
     train::save(&vm, &dir).unwrap();
-    let m = llada::load(&dir, DType::F32, &dev).unwrap();
+    let m = d2c::model::load(&dir, DType::F32, &dev).unwrap();
     let toks: Vec<u32> = vec![14, 20, 33, 1, 1, 1, 0, 17];
     let mut kv = m.new_kv_store(1, toks.len()).unwrap();
     let inf = m.forward(&ForwardRequest::full(std::slice::from_ref(&toks), 0, false), &mut kv).unwrap().logits;

@@ -165,7 +165,7 @@ fn probe_line(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> cr
 
 /// No-cache decoding of `probe` by the checkpoint in `dir` on a `gen`-token canvas (one block).
 fn probe_report(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> crate::error::Result<crate::eval::EvalReport> {
-    let model = crate::model::llada::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+    let model = crate::model::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let tok = crate::model::tokenizer::TextTokenizer::from_dir(dir)?.ok_or_else(|| crate::error::Error::Other("no tokenizer.json".into()))?;
     let src = super::default_policy();
     let canvas = [format!("gen_length={gen}"), format!("block_length={gen}")];

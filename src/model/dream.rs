@@ -6,14 +6,90 @@
 //! [`DreamConfig`] mirrors the `config.json` that Dream-v0-Instruct-7B ships; tensor names are
 //! the checkpoint's (`model.layers.N.self_attn.{q,k,v,o}_proj`, `mlp.{gate,up,down}_proj`).
 
-use super::linear::{Embed, Proj, WeightType};
-use super::load::Weights;
-use super::transformer::{Block, BlockWeights, Parts, Spec, Transformer};
-use super::ModelInfo;
+use super::family::{Family, ModelConfig, Preset, TensorNames};
+use super::transformer::Spec;
 use crate::error::{Error, Result};
-use candle_core::{DType, Device};
 use serde::Deserialize;
 use std::path::Path;
+
+/// The Dream family.
+pub struct Dream;
+
+pub static NAMES: TensorNames = TensorNames {
+    embed: "model.embed_tokens",
+    head: "lm_head",
+    final_norm: "model.norm",
+    block: "model.layers.{i}",
+    parts: [
+        "input_layernorm",
+        "post_attention_layernorm",
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    ],
+};
+
+impl Family for Dream {
+    fn arch(&self) -> &'static str {
+        "dream"
+    }
+    fn config_names(&self) -> (&'static str, &'static str) {
+        ("Dream", "Dream")
+    }
+    fn names(&self) -> &'static TensorNames {
+        &NAMES
+    }
+    fn logits_shift(&self) -> usize {
+        1
+    }
+    fn qkv_bias(&self) -> bool {
+        true
+    }
+    fn gguf_permutes_qk(&self) -> bool {
+        false
+    }
+    fn read_config(&self, path: &Path) -> Result<ModelConfig> {
+        let c = DreamConfig::from_file(path)?;
+        Ok(ModelConfig { spec: c.spec(), mask_id: c.mask_token_id, eos_id: c.eos_token_id, tied_head: c.tie_word_embeddings })
+    }
+    fn write_config(&self, c: &ModelConfig, note: &str) -> serde_json::Value {
+        let s = &c.spec;
+        // The key set of Dream-v0-Instruct-7B's config.json, at this size.
+        serde_json::json!({
+            "architectures": ["DreamModel"], "model_type": "Dream", "attention_dropout": 0.0,
+            "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
+            "hidden_act": "silu", "hidden_size": s.d_model, "intermediate_size": s.mlp_hidden, "num_hidden_layers": s.n_layers,
+            "num_attention_heads": s.n_heads, "num_key_value_heads": s.kv_heads, "vocab_size": s.emb_rows, "max_position_embeddings": s.max_len,
+            "max_window_layers": s.n_layers, "rms_norm_eps": s.rms_eps, "rope_scaling": null, "rope_theta": s.rope_theta,
+            "sliding_window": null, "use_sliding_window": false, "tie_word_embeddings": c.tied_head, "torch_dtype": "float32",
+            "initializer_range": 0.02, "use_cache": false,
+            "mask_token_id": c.mask_id, "bos_token_id": c.eos_id, "eos_token_id": c.eos_id, "pad_token_id": c.eos_id,
+            "d2c_note": note,
+        })
+    }
+    fn small_defaults(&self, _heads: usize) -> (f64, f64, usize) {
+        (1e6, 1e-6, 4)
+    }
+    fn presets(&self) -> Vec<Preset> {
+        let spec = Spec {
+            n_layers: 28,
+            d_model: 3584,
+            n_heads: 28,
+            kv_heads: 4,
+            mlp_hidden: 18944,
+            emb_rows: 152064,
+            rms_eps: 1e-6,
+            rope_theta: 1e6,
+            max_len: 131072,
+        };
+        let about = "Dream-v0-7B: hidden 3584, 28 layers, 28 q / 4 kv heads, SwiGLU 18944, vocab 152064";
+        vec![Preset { name: "dream-7b", about, config: ModelConfig { spec, mask_id: 151666, eos_id: 151643, tied_head: false } }]
+    }
+}
 
 /// Dream's `config.json` (the `DreamConfig` keys d2c reads). Every key of the shape is
 /// required: unlike LLaDA there is no single canonical size to fall back on.
@@ -118,43 +194,4 @@ impl DreamConfig {
             max_len: self.max_position_embeddings,
         }
     }
-}
-
-/// Load a Dream checkpoint folder (config.json + safetensors) in `dtype` on `device`.
-pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
-    load_as(dir, WeightType::Dense(dtype), device)
-}
-
-/// Load with the linear weights stored as `ty` (quantized tensor by tensor as they are read).
-pub fn load_as(dir: &Path, ty: WeightType, device: &Device) -> Result<Transformer> {
-    let cfg = DreamConfig::from_file(&dir.join("config.json"))?;
-    let s = cfg.spec();
-    super::check_fits(&s, ty)?;
-    let w = Weights::open(dir, ty.load_dtype(), device)?;
-    let (d, kvd, ff, rows) = (s.d_model, s.kv_dim(), s.mlp_hidden, s.emb_rows);
-    let embed_w = w.get("model.embed_tokens.weight", &[rows, d])?;
-    let mut blocks = Vec::with_capacity(s.n_layers);
-    for i in 0..s.n_layers {
-        let t = |name: &str, shape: &[usize]| w.get(&format!("model.layers.{i}.{name}"), shape);
-        let bw = BlockWeights {
-            attn_norm: t("input_layernorm.weight", &[d])?,
-            ffn_norm: t("post_attention_layernorm.weight", &[d])?,
-            q: t("self_attn.q_proj.weight", &[d, d])?,
-            k: t("self_attn.k_proj.weight", &[kvd, d])?,
-            v: t("self_attn.v_proj.weight", &[kvd, d])?,
-            qkv_bias: Some((t("self_attn.q_proj.bias", &[d])?, t("self_attn.k_proj.bias", &[kvd])?, t("self_attn.v_proj.bias", &[kvd])?)),
-            o: t("self_attn.o_proj.weight", &[d, d])?,
-            gate: t("mlp.gate_proj.weight", &[ff, d])?,
-            up: t("mlp.up_proj.weight", &[ff, d])?,
-            down: t("mlp.down_proj.weight", &[d, ff])?,
-            names: ["self_attn.q_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.down_proj"].map(|n| format!("model.layers.{i}.{n}.weight")),
-        };
-        blocks.push(Block::new(bw, ty)?);
-    }
-    let final_norm = w.get("model.norm.weight", &[d])?;
-    let head_w = if cfg.tie_word_embeddings { embed_w.clone() } else { w.get("lm_head.weight", &[rows, d])? };
-    let head = Proj::new("lm_head.weight", head_w, None, ty.for_head())?;
-    let embed = Embed::new("model.embed_tokens.weight", embed_w, ty)?;
-    let info = ModelInfo::of("dream", &s, cfg.mask_token_id, cfg.eos_token_id, 1);
-    Transformer::new(Parts { spec: s, info, embed, blocks, final_norm, head }, ty.activations(device), device)
 }

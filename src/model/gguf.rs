@@ -8,9 +8,11 @@
 //! on read and applies it on write, on raw rows, so quantized tensors stay as they are.
 //! `diffusion.shift_logits` absent means shifted, as llama.cpp reads it.
 
+use super::family::{Family, ModelConfig};
 use super::linear::{Embed, Proj, WeightType};
+use super::registry::by_arch;
 use super::transformer::{Block, Parts, Spec, Transformer};
-use super::{Family, ModelInfo};
+use super::ModelInfo;
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -18,7 +20,7 @@ use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 use std::sync::Arc;
 
-/// GGUF tensor name of each block part, in BlockWeights order.
+/// llama.cpp's name of each block part, in [`super::family::BLOCK_PARTS`] order.
 const PARTS: [&str; 9] = ["attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
 
 struct Reader<'a> {
@@ -139,11 +141,7 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
     };
     let mut r = Reader { path, content, file, device: device.clone() };
     let arch = r.meta("general.architecture")?.to_string().map_err(|_| Error::io(path, "`general.architecture` is not a string"))?.clone();
-    let family = match arch.as_str() {
-        "llada" => Family::Llada,
-        "dream" => Family::Dream,
-        other => return Err(Error::io(path, format!("GGUF architecture `{other}` is not supported (llada, dream)"))),
-    };
+    let family = by_arch(&arch).ok_or_else(|| Error::io(path, format!("GGUF architecture `{arch}` is not supported ({})", super::registry::arch_names())))?;
     let key = |k: &str| format!("{arch}.{k}");
     let n_heads = r.uint(&key("attention.head_count"))?;
     let kv_heads = if r.content.metadata.contains_key(&key("attention.head_count_kv")) { r.uint(&key("attention.head_count_kv"))? } else { n_heads };
@@ -184,11 +182,11 @@ pub fn load(path: &Path, ty: WeightType, device: &Device) -> Result<(Transformer
         for (p, s) in PARTS.iter().zip(&shapes) {
             t.push(r.tensor(&n(p), s)?);
         }
-        if family == Family::Llada {
+        if family.gguf_permutes_qk() {
             t[2] = rope_permute(&t[2], hd, false)?;
             t[3] = rope_permute(&t[3], hd, false)?;
         }
-        let bias = if family == Family::Dream {
+        let bias = if family.qkv_bias() {
             let b = |r: &mut Reader, p: &str, w: usize| r.dense(&format!("blk.{i}.{p}.bias"), &[w]);
             Some(Tensor::cat(&[b(&mut r, "attn_q", d)?, b(&mut r, "attn_k", kvd)?, b(&mut r, "attn_v", kvd)?], 0)?)
         } else {
@@ -236,60 +234,19 @@ fn mask_id(c: &Content) -> Option<u32> {
 /// linear weight stored as `ty` (norms and biases f32), named and permuted as llama.cpp's
 /// converter names and permutes them.
 pub fn write(dir: &Path, out: &Path, ty: WeightType) -> Result<usize> {
-    let family = Family::of_config(&dir.join("config.json"))?;
-    let (spec, mask, eos, arch, names) = match family {
-        Family::Llada => {
-            let c = super::LladaConfig::from_file(&dir.join("config.json"))?;
-            let p = "model.transformer";
-            let names = NameMap {
-                embed: format!("{p}.wte.weight"),
-                head: (!c.weight_tying).then(|| format!("{p}.ff_out.weight")),
-                norm: format!("{p}.ln_f.weight"),
-                block: |i, k| {
-                    let n = ["attn_norm", "ff_norm", "q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"][k];
-                    format!("model.transformer.blocks.{i}.{n}")
-                },
-            };
-            (super::llada::spec(&c), c.mask_token_id, c.eos_token_id, "llada", names)
-        }
-        Family::Dream => {
-            let c = super::DreamConfig::from_file(&dir.join("config.json"))?;
-            let names = NameMap {
-                embed: "model.embed_tokens.weight".into(),
-                head: (!c.tie_word_embeddings).then(|| "lm_head.weight".into()),
-                norm: "model.norm.weight".into(),
-                block: |i, k| {
-                    let n = [
-                        "input_layernorm",
-                        "post_attention_layernorm",
-                        "self_attn.q_proj",
-                        "self_attn.k_proj",
-                        "self_attn.v_proj",
-                        "self_attn.o_proj",
-                        "mlp.gate_proj",
-                        "mlp.up_proj",
-                        "mlp.down_proj",
-                    ][k];
-                    format!("model.layers.{i}.{n}")
-                },
-            };
-            (c.spec(), c.mask_token_id, c.eos_token_id, "dream", names)
-        }
-    };
-    let w = super::load::Weights::open(dir, DType::F32, &Device::Cpu)?;
-    let tok = super::tokenizer::gguf_metadata(dir, spec.emb_rows)?;
+    let family = super::registry::of_config(&dir.join("config.json"))?;
+    let config = family.read_config(&dir.join("config.json"))?;
+    let w = super::safetensors::Weights::open(dir, DType::F32, &Device::Cpu)?;
+    let tok = super::tokenizer::gguf_metadata(dir, config.spec.emb_rows)?;
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let header = Header { family, arch, spec, mask, eos, name };
-    write_tensors(&header, &names, &mut |n, s| w.get(n, s), tok, out, ty)
+    let header = Header { family, config, name };
+    write_tensors(&header, &mut |n, s| w.get(n, s), tok, out, ty)
 }
 
 /// What a GGUF file says about its network besides the tensors.
 pub struct Header {
-    pub family: Family,
-    pub arch: &'static str,
-    pub spec: Spec,
-    pub mask: u32,
-    pub eos: u32,
+    pub family: &'static dyn Family,
+    pub config: ModelConfig,
     pub name: String,
 }
 
@@ -297,13 +254,7 @@ pub struct Header {
 /// written directly as `ty`: an 8B-shaped model without ever holding it in f32 (`d2c
 /// make-model --gguf`).
 pub fn write_random(h: &Header, out: &Path, ty: WeightType, seed: u64) -> Result<usize> {
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-    let names = match h.family {
-        Family::Llada => NameMap { embed: "wte".into(), head: Some("ff_out".into()), norm: "ln_f".into(), block: |i, k| format!("blocks.{i}.{}", PARTS[k]) },
-        Family::Dream => {
-            NameMap { embed: "embed_tokens".into(), head: Some("lm_head".into()), norm: "norm".into(), block: |i, k| format!("layers.{i}.{}", PARTS[k]) }
-        }
-    };
+    let mut random = super::random::RandomWeights::new(seed);
     // Every block gets the same random matrices (drawn once per shape): speed and memory do
     // not depend on the values, and drawing 8B normals would dominate the run.
     let mut drawn: std::collections::HashMap<(Vec<usize>, bool), Tensor> = std::collections::HashMap::new();
@@ -316,23 +267,21 @@ pub fn write_random(h: &Header, out: &Path, ty: WeightType, seed: u64) -> Result
         if let Some(t) = drawn.get(&key) {
             return Ok(t.clone());
         }
-        let t = Tensor::from_vec(crate::train::net::seeded_normal(&mut rng, n, 0.02), shape, &Device::Cpu)?;
+        let t = random.normal(shape)?;
         drawn.insert(key, t.clone());
         Ok(t)
     };
-    write_tensors(h, &names, &mut get, vec![], out, ty)
+    write_tensors(h, &mut get, vec![], out, ty)
 }
 
-fn write_tensors(
-    h: &Header,
-    names: &NameMap,
-    get: &mut dyn FnMut(&str, &[usize]) -> Result<Tensor>,
-    tok: Vec<(String, Value)>,
-    out: &Path,
-    ty: WeightType,
-) -> Result<usize> {
-    let Header { family, arch, spec, mask, eos, .. } = h;
-    let (family, arch, mask, eos) = (*family, *arch, *mask, *eos);
+/// Write `h`'s network under llama.cpp's tensor names, reading each tensor from `get` under the
+/// family's checkpoint names.
+fn write_tensors(h: &Header, get: &mut dyn FnMut(&str, &[usize]) -> Result<Tensor>, tok: Vec<(String, Value)>, out: &Path, ty: WeightType) -> Result<usize> {
+    let (family, spec, arch) = (h.family, &h.config.spec, h.family.arch());
+    let (mask, eos) = (h.config.mask_id, h.config.eos_id);
+    let names = family.names();
+    let (embed, norm) = (format!("{}.weight", names.embed), format!("{}.weight", names.final_norm));
+    let head = (!h.config.tied_head).then(|| format!("{}.weight", names.head));
     let w = Getter { get: std::cell::RefCell::new(get) };
     let store = |name: &str, t: Tensor, ty: WeightType| -> Result<QTensor> {
         match ty {
@@ -345,23 +294,23 @@ fn write_tensors(
     let f32t = |t: Tensor| -> Result<QTensor> { Ok(QTensor::quantize(&t, GgmlDType::F32)?) };
     let (d, kvd, ff, rows, hd) = (spec.d_model, spec.kv_dim(), spec.mlp_hidden, spec.emb_rows, spec.head_dim());
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    tensors.push(("token_embd.weight".into(), store(&names.embed, w.get(&names.embed, &[rows, d])?, ty)?));
-    tensors.push(("output_norm.weight".into(), f32t(w.get(&names.norm, &[d])?)?));
-    if let Some(h) = &names.head {
+    tensors.push(("token_embd.weight".into(), store(&embed, w.get(&embed, &[rows, d])?, ty)?));
+    tensors.push(("output_norm.weight".into(), f32t(w.get(&norm, &[d])?)?));
+    if let Some(h) = &head {
         tensors.push(("output.weight".into(), store(h, w.get(h, &[rows, d])?, ty.for_head())?));
     }
     let shapes: [Vec<usize>; 9] = [vec![d], vec![d], vec![d, d], vec![kvd, d], vec![kvd, d], vec![d, d], vec![ff, d], vec![ff, d], vec![d, ff]];
     for i in 0..spec.n_layers {
         for (k, part) in PARTS.iter().enumerate() {
-            let src = format!("{}.weight", (names.block)(i, k));
+            let src = format!("{}.weight", names.block_part(i, k));
             let t = w.get(&src, &shapes[k])?;
             let mut q = if k < 2 { f32t(t)? } else { store(&src, t, ty)? };
-            if family == Family::Llada && (k == 2 || k == 3) {
+            if family.gguf_permutes_qk() && (k == 2 || k == 3) {
                 q = rope_permute(&q, hd, true)?;
             }
             tensors.push((format!("blk.{i}.{part}.weight"), q));
-            if family == Family::Dream && (2..=4).contains(&k) {
-                let b = format!("{}.bias", (names.block)(i, k));
+            if family.qkv_bias() && (2..=4).contains(&k) {
+                let b = format!("{}.bias", names.block_part(i, k));
                 tensors.push((format!("blk.{i}.{part}.bias"), f32t(w.get(&b, &[shapes[k][0]])?)?));
             }
         }
@@ -382,7 +331,8 @@ fn write_tensors(
         ("tokenizer.ggml.mask_token_id".into(), Value::U32(mask)),
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(eos)),
     ];
-    if family == Family::Llada {
+    if family.logits_shift() == 0 {
+        // Readers take a file without the key as shifted (llama.cpp's Dream files).
         meta.push(("diffusion.shift_logits".into(), Value::Bool(false)));
     }
     meta.extend(tok);
@@ -405,14 +355,6 @@ impl Getter<'_> {
     fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         (self.get.borrow_mut())(name, shape)
     }
-}
-
-/// A family's checkpoint names: `block(i, k)` is block i's k-th part in [`PARTS`] order.
-struct NameMap {
-    embed: String,
-    head: Option<String>,
-    norm: String,
-    block: fn(usize, usize) -> String,
 }
 
 /// GGML type names by id, and the type candle reads that is closest to each it does not.

@@ -1,8 +1,9 @@
 //! Diffusion language models, knowing nothing about policies.
 //!
 //! Two families share one network ([`transformer::Transformer`]): LLaDA (`llada.rs`) and
-//! Dream (`dream.rs`, Qwen2 layout, logits shifted by one). [`load`] picks the family from
-//! `config.json`; nothing outside this module asks which family it has, only what the model
+//! Dream (`dream.rs`, Qwen2 layout, logits shifted by one), each a description behind the
+//! [`family::Family`] trait. [`load`] picks the family from `config.json` or the GGUF
+//! architecture; nothing outside this module asks which family it has, only what the model
 //! says in its [`ModelInfo`].
 //!
 //! The one primitive every cache policy needs is [`DiffusionModel::forward`]: push an arbitrary
@@ -11,53 +12,31 @@
 //! rows asked for (plus, on request, per-layer head-mean attention rows for rollout).
 //! A full forward is the special case "all rows".
 
-pub mod config;
 pub mod dream;
+pub mod family;
 pub mod gemm;
 pub mod gguf;
 pub mod kv;
 pub mod linear;
 pub mod llada;
-pub mod load;
+pub mod random;
+pub mod registry;
+pub mod safetensors;
 pub mod simd;
 pub mod softmax;
 pub mod tokenizer;
 pub mod transformer;
 
-pub use config::LladaConfig;
 pub use dream::DreamConfig;
+pub use family::Family;
 pub use kv::KvStore;
+pub use llada::LladaConfig;
+pub use registry::FAMILIES;
 pub use transformer::Transformer;
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
-
-/// The model families d2c runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Llada,
-    Dream,
-}
-
-impl Family {
-    /// The family a checkpoint's `config.json` declares (`model_type`, else `architectures`);
-    /// a config with neither is read as LLaDA, whose missing keys take LLaDA-8B's values.
-    pub fn of_config(path: &Path) -> Result<Family> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config { path: path.into(), message: e.to_string() })?;
-        let arch = v.get("architectures").and_then(|a| a.as_array()).and_then(|a| a.first()).and_then(|a| a.as_str());
-        match (v.get("model_type").and_then(|m| m.as_str()), arch) {
-            (Some(m), _) if m.eq_ignore_ascii_case("llada") => Ok(Family::Llada),
-            (Some(m), _) if m.eq_ignore_ascii_case("dream") => Ok(Family::Dream),
-            (Some(m), _) => Err(Error::Config { path: path.into(), message: format!("unknown model_type `{m}` (supported: `llada`, `Dream`)") }),
-            (None, Some(a)) if a.starts_with("LLaDA") => Ok(Family::Llada),
-            (None, Some(a)) if a.starts_with("Dream") => Ok(Family::Dream),
-            (None, Some(a)) => Err(Error::Config { path: path.into(), message: format!("unknown architectures `{a}` (supported: LLaDAModelLM, DreamModel)") }),
-            (None, None) => Ok(Family::Llada),
-        }
-    }
-}
 
 /// Load the checkpoint folder `dir` (config.json + safetensors) of either family.
 pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Transformer> {
@@ -74,10 +53,7 @@ pub fn load_as(dir: &Path, ty: linear::WeightType, device: &Device) -> Result<Tr
     if !config.is_file() {
         return Err(Error::io(&config, "no config.json (expected a Hugging Face model folder)"));
     }
-    match Family::of_config(&config)? {
-        Family::Llada => llada::load_as(dir, ty, device),
-        Family::Dream => dream::load_as(dir, ty, device),
-    }
+    safetensors::load(registry::of_config(&config)?, dir, ty, device)
 }
 
 /// Parameters of a network of shape `s`.

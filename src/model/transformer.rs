@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 
 /// Shapes and constants of the network, whatever the family calls them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub n_layers: usize,
     pub d_model: usize,

@@ -3,6 +3,8 @@
 //! and `rope` have no backward pass), over right-padded batches with a key-padding mask.
 
 use crate::error::Result;
+use crate::model::llada::NAMES;
+use crate::model::random::seeded_normal;
 use crate::model::LladaConfig;
 use candle_core::{Device, Tensor, D};
 use candle_nn::{Init, Linear, Module, VarBuilder};
@@ -53,25 +55,24 @@ impl TrainNet {
         let kvd = cfg.kv_heads() * hd;
         let std = 0.02;
         let out_std = std / (2.0 * cfg.n_layers as f64).sqrt();
-        let vb = vb.pp("model").pp("transformer");
-        let wte = vb.get_with_hints((rows, d), "wte.weight", Init::Randn { mean: 0.0, stdev: std })?;
+        let wte = vb.get_with_hints((rows, d), &format!("{}.weight", NAMES.embed), Init::Randn { mean: 0.0, stdev: std })?;
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
-            let b = vb.pp("blocks").pp(i.to_string());
+            let n = |k: usize| NAMES.block_part(i, k);
             blocks.push(Block {
-                attn_norm: norm(&b, "attn_norm", d)?,
-                ff_norm: norm(&b, "ff_norm", d)?,
-                q: linear(&b, "q_proj", d, d, std)?,
-                k: linear(&b, "k_proj", kvd, d, std)?,
-                v: linear(&b, "v_proj", kvd, d, std)?,
-                o: linear(&b, "attn_out", d, d, out_std)?,
-                gate: linear(&b, "ff_proj", ff, d, std)?,
-                up: linear(&b, "up_proj", ff, d, std)?,
-                down: linear(&b, "ff_out", d, ff, out_std)?,
+                attn_norm: norm(&vb, &n(0), d)?,
+                ff_norm: norm(&vb, &n(1), d)?,
+                q: linear(&vb, &n(2), d, d, std)?,
+                k: linear(&vb, &n(3), kvd, d, std)?,
+                v: linear(&vb, &n(4), kvd, d, std)?,
+                o: linear(&vb, &n(5), d, d, out_std)?,
+                gate: linear(&vb, &n(6), ff, d, std)?,
+                up: linear(&vb, &n(7), ff, d, std)?,
+                down: linear(&vb, &n(8), d, ff, out_std)?,
             });
         }
-        let ln_f = norm(&vb, "ln_f", d)?;
-        let head = linear(&vb, "ff_out", rows, d, std)?;
+        let ln_f = norm(&vb, NAMES.final_norm, d)?;
+        let head = linear(&vb, NAMES.head, rows, d, std)?;
         let (cos, sin) = crate::model::transformer::rope_tables(cfg.max_sequence_length, hd, cfg.rope_theta, device)?;
         Ok(TrainNet { cfg: cfg.clone(), wte, blocks, ln_f, head, cos, sin })
     }
@@ -130,16 +131,6 @@ fn repeat_kv(t: Tensor, n: usize) -> Result<Tensor> {
 /// The masked-diffusion loss of LLaDA's SFT recipe: `sum over masked response tokens of
 /// CE / p_mask / response_length`, averaged over the batch. `weight` (B, L) f32 already holds
 /// `1 / (p_mask * response_length * B)` on masked response tokens and 0 elsewhere.
-/// N(0, std) samples from a seeded generator (Box-Muller).
-pub fn seeded_normal(rng: &mut impl rand::Rng, n: usize, std: f64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let (u1, u2): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
-            (std * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-        })
-        .collect()
-}
-
 /// Overwrite every matrix of `vm` with seeded N(0, std) values (norm weights stay 1), in name
 /// order, so a training run is reproducible from its seed.
 pub fn seed_init(vm: &candle_nn::VarMap, cfg: &LladaConfig, seed: u64) -> Result<()> {
@@ -154,7 +145,8 @@ pub fn seed_init(vm: &candle_nn::VarMap, cfg: &LladaConfig, seed: u64) -> Result
         if v.as_tensor().rank() < 2 {
             continue;
         }
-        let is_out = name.contains(".blocks.") && (name.ends_with("attn_out.weight") || name.ends_with("ff_out.weight"));
+        // The blocks' output projections (attention output, FFN down), not the LM head.
+        let is_out = name != &format!("{}.weight", NAMES.head) && [5, 8].iter().any(|&k| name.ends_with(&format!("{}.weight", NAMES.parts[k])));
         let data = seeded_normal(&mut rng, v.as_tensor().elem_count(), if is_out { out_std } else { 0.02 });
         v.set(&Tensor::from_vec(data, v.as_tensor().shape(), v.as_tensor().device())?)?;
     }

@@ -3,17 +3,17 @@
 
 use candle_core::DType;
 use d2c::compile::{compile, Source};
-use d2c::model::{dream, llada, Transformer};
+use d2c::model::Transformer;
 use d2c::plan::Plan;
 use serde_json::Value;
 use std::path::Path;
 
 pub fn tiny_model() -> Transformer {
-    llada::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &d2c::engine::device()).expect("tiny model loads")
+    d2c::model::load(Path::new("tests/fixtures/tiny-llada"), DType::F32, &d2c::engine::device()).expect("tiny model loads")
 }
 
 pub fn tiny_dream() -> Transformer {
-    dream::load(Path::new("tests/fixtures/tiny-dream"), DType::F32, &d2c::engine::device()).expect("tiny Dream loads")
+    d2c::model::load(Path::new("tests/fixtures/tiny-dream"), DType::F32, &d2c::engine::device()).expect("tiny Dream loads")
 }
 
 /// The oracle's tiny checkpoint of the family a trace names (`model_family`, absent = LLaDA).

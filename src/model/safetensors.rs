@@ -1,7 +1,11 @@
 //! Opening a Hugging Face checkpoint folder as is: config.json, one `model.safetensors` or a
 //! sharded `model.safetensors.index.json`, memory-mapped, with every tensor checked by name,
-//! shape and dtype before use.
+//! shape and dtype before use, and built into a network by its family's tensor names.
 
+use super::family::Family;
+use super::linear::{Embed, Proj, WeightType};
+use super::transformer::{Block, BlockWeights, Parts, Transformer};
+use super::ModelInfo;
 use crate::error::{Error, Result};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
@@ -73,4 +77,44 @@ impl Weights {
         let t = self.st.load(name, &self.device)?;
         Ok(t.to_dtype(dtype)?)
     }
+}
+
+/// Load checkpoint folder `dir` of family `fam`, its linear weights stored as `ty` (quantized
+/// tensor by tensor as they are read).
+pub fn load(fam: &dyn Family, dir: &Path, ty: WeightType, device: &Device) -> Result<Transformer> {
+    let cfg = fam.read_config(&dir.join("config.json"))?;
+    super::check_fits(&cfg.spec, ty)?;
+    let w = Weights::open(dir, ty.load_dtype(), device)?;
+    let names = fam.names();
+    let s = cfg.spec.clone();
+    let (d, kvd, ff, rows) = (s.d_model, s.kv_dim(), s.mlp_hidden, s.emb_rows);
+    let weight = |name: &str| format!("{name}.weight");
+    let embed_w = w.get(&weight(names.embed), &[rows, d])?;
+    let mut blocks = Vec::with_capacity(s.n_layers);
+    for i in 0..s.n_layers {
+        let part = |k: usize| names.block_part(i, k);
+        let shapes: [&[usize]; 9] = [&[d], &[d], &[d, d], &[kvd, d], &[kvd, d], &[d, d], &[ff, d], &[ff, d], &[d, ff]];
+        let t = |k: usize| w.get(&weight(&part(k)), shapes[k]);
+        let bias = |k: usize| w.get(&format!("{}.bias", part(k)), &[shapes[k][0]]);
+        let bw = BlockWeights {
+            attn_norm: t(0)?,
+            ffn_norm: t(1)?,
+            q: t(2)?,
+            k: t(3)?,
+            v: t(4)?,
+            qkv_bias: if fam.qkv_bias() { Some((bias(2)?, bias(3)?, bias(4)?)) } else { None },
+            o: t(5)?,
+            gate: t(6)?,
+            up: t(7)?,
+            down: t(8)?,
+            names: [2, 5, 6, 8].map(|k| weight(&part(k))),
+        };
+        blocks.push(Block::new(bw, ty)?);
+    }
+    let final_norm = w.get(&weight(names.final_norm), &[d])?;
+    let head_w = if cfg.tied_head { embed_w.clone() } else { w.get(&weight(names.head), &[rows, d])? };
+    let head = Proj::new(&weight(names.head), head_w, None, ty.for_head())?;
+    let embed = Embed::new(&weight(names.embed), embed_w, ty)?;
+    let info = ModelInfo::of(fam.arch(), &s, cfg.mask_id, cfg.eos_id, fam.logits_shift());
+    Transformer::new(Parts { spec: s, info, embed, blocks, final_norm, head }, ty.activations(device), device)
 }

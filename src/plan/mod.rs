@@ -7,6 +7,7 @@
 
 pub mod passes;
 pub mod render;
+pub mod visit;
 
 use crate::source::Span;
 use serde::Serialize;

@@ -4,8 +4,7 @@
 //! reruns the list until a full round changes nothing, calling an observer after every
 //! change (this is what `d2c compile --explain` prints).
 
-use super::{Needs, Plan, RolloutMode, RowOp, Score, Val, Window};
-use crate::plan::{CommitRule, FullWhen, RolloutPick};
+use super::{Needs, Plan, RolloutMode, RowOp, Score, Val};
 use std::collections::BTreeMap;
 
 pub trait Pass {
@@ -58,16 +57,6 @@ fn fold(v: &mut Val, values: &BTreeMap<String, Val>) -> bool {
     false
 }
 
-fn fold_score(s: &mut Score, values: &BTreeMap<String, Val>) -> bool {
-    match s {
-        Score::Density { sigma } => fold(sigma, values),
-        Score::Const(v) => fold(v, values),
-        Score::Mul(a, b) | Score::Add(a, b) => fold_score(a, values) | fold_score(b, values),
-        Score::If { cond, then, otherwise } => fold(cond, values) | fold_score(then, values) | fold_score(otherwise, values),
-        _ => false,
-    }
-}
-
 impl Pass for FoldConstants {
     fn name(&self) -> &'static str {
         "fold-constants"
@@ -77,50 +66,7 @@ impl Pass for FoldConstants {
     }
     fn run(&self, plan: &mut Plan, values: &BTreeMap<String, Val>) -> bool {
         let mut c = false;
-        let s = &mut plan.schedule;
-        for v in
-            [&mut s.gen_length, &mut s.block_length, &mut s.tokens_per_step, &mut s.stop_at_eos, &mut s.temperature, &mut s.top_k, &mut s.top_p, &mut s.seed]
-        {
-            c |= fold(v, values);
-        }
-        match &mut plan.commit.rule {
-            CommitRule::TopN { n } => c |= fold(n, values),
-            CommitRule::Threshold { threshold, min } => c |= fold(threshold, values) | fold(min, values),
-            CommitRule::Factor { factor, min } => c |= fold(factor, values) | fold(min, values),
-        }
-        c |= fold_score(&mut plan.commit.score, values);
-        for f in &mut plan.refresh.full {
-            if let FullWhen::Every(n) = &mut f.when {
-                c |= fold(n, values);
-            }
-        }
-        for r in &mut plan.refresh.rows {
-            c |= match &mut r.op {
-                RowOp::MaskedTopK { k, score, window, .. } => {
-                    let w = if let Window::Lookahead { k } = window { fold(k, values) } else { false };
-                    fold(k, values) | fold_score(score, values) | w
-                }
-                RowOp::Rollout { pick: RolloutPick::TopP(v) | RolloutPick::TopK(v) | RolloutPick::Above(v), .. } => fold(v, values),
-                RowOp::Prompt { every } => fold(every, values),
-                RowOp::Inflate { w } => fold(w, values),
-                RowOp::Committed | RowOp::Block | RowOp::Suffix => false,
-            };
-        }
-        let q = &mut plan.quirks;
-        for v in [
-            &mut q.frozen_confidence_cache,
-            &mut q.stale_rows_are_candidates,
-            &mut q.window_rounds_to_masked,
-            &mut q.first_predecessor_after_rollout,
-            &mut q.batch_global_scores,
-        ] {
-            c |= fold(v, values);
-        }
-        if let Some(l) = plan.layers.as_mut() {
-            for v in [&mut l.prompt_every, &mut l.response_every, &mut l.adaptive_ratio, &mut l.first_layer_full] {
-                c |= fold(v, values);
-            }
-        }
+        plan.vals_mut(&mut |v| c |= fold(v, values));
         for (k, v) in plan.params.iter_mut() {
             if let Some(x) = values.get(k) {
                 if v != x {

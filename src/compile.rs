@@ -50,3 +50,16 @@ pub fn compile(src: &Source, sets: &[String], observe: &mut dyn FnMut(&dyn Pass,
     let plan = optimize(plan, &b.values, &default_passes(), observe);
     Ok(Compiled { plan, checked, warnings: diags })
 }
+
+/// The policy files (`*.pol`) of `dir`, sorted by name.
+pub fn policy_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.extension().is_some_and(|x| x == "pol") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -11,7 +11,7 @@ use crate::generation_config::{stop_ids, GenerationConfig, Suggested};
 use crate::model::linear::WeightType;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::{DiffusionModel, Transformer};
-use crate::runtime::{generate, RunOptions, RunOutput};
+use crate::runtime::{generate, DecodeSettings, RunOptions, RunOutput};
 use candle_core::Device;
 use std::path::{Path, PathBuf};
 
@@ -185,11 +185,29 @@ pub struct Engine {
     pub stops: Vec<u32>,
 }
 
-/// A policy compiled against an engine's model, with the model's settings recorded.
+/// A policy compiled against a model folder, with the folder's settings recorded and the plan
+/// checked executable.
 pub struct Prepared {
     pub compiled: Compiled,
+    /// The plan as the runtime reads it (gen_length, block_length, ... as numbers).
+    pub settings: DecodeSettings,
     pub applied: Vec<Suggested>,
     pub notes: Vec<String>,
+}
+
+/// `src` with the settings the model at `path` suggests, then `user_sets` (which win):
+/// the diagnostics when the policy is invalid. What [`Engine::prepare`] does, before (or
+/// without) loading the weights, so a front door can report a bad policy first.
+pub fn prepare(path: &Path, src: &Source, user_sets: &[String]) -> Result<std::result::Result<Prepared, Failed>> {
+    let (mut sets, applied, notes) = model_defaults(path, src, user_sets)?;
+    sets.extend(user_sets.iter().cloned());
+    match compile(src, &sets, &mut |_, _| {}) {
+        Ok(compiled) => {
+            let settings = DecodeSettings::from_plan(&compiled.plan)?;
+            Ok(Ok(Prepared { compiled, settings, applied, notes }))
+        }
+        Err(f) => Ok(Err(f)),
+    }
 }
 
 impl Engine {
@@ -212,9 +230,7 @@ impl Engine {
     /// `src` with the model's suggested settings, then `user_sets`; the diagnostics when the
     /// policy is invalid.
     pub fn prepare(&self, src: &Source, user_sets: &[String]) -> Result<std::result::Result<Prepared, Failed>> {
-        let (mut sets, applied, notes) = model_defaults(&self.path, src, user_sets)?;
-        sets.extend(user_sets.iter().cloned());
-        Ok(compile(src, &sets, &mut |_, _| {}).map(|compiled| Prepared { compiled, applied, notes }))
+        prepare(&self.path, src, user_sets)
     }
 
     /// A user message as prompt ids: through the chat template when the model has one, else
@@ -235,16 +251,11 @@ impl Engine {
             if p.is_empty() {
                 return Err(Error::input("empty prompt"));
             }
-            if let Some(bad) = p.iter().find(|&&x| x as usize >= info.logits_width) {
-                return Err(Error::input(format!("token id {bad} is outside the vocabulary (0..{})", info.logits_width)));
+            if let Some(&id) = p.iter().find(|&&x| x as usize >= info.logits_width) {
+                return Err(Error::TokenOutOfRange { id, width: info.logits_width });
             }
             if p.len() + gen_length > info.max_seq_len {
-                return Err(Error::input(format!(
-                    "the prompt is {} tokens; with gen_length {gen_length} that is {} > the model's maximum sequence length {}",
-                    p.len(),
-                    p.len() + gen_length,
-                    info.max_seq_len
-                )));
+                return Err(Error::PromptTooLong { prompt: p.len(), gen: gen_length, max: info.max_seq_len });
             }
         }
         Ok(())
@@ -252,12 +263,11 @@ impl Engine {
 
     /// Decode `prompts` with a prepared policy.
     pub fn generate(&self, prepared: &Prepared, prompts: &[Vec<u32>], mut opts: RunOptions) -> Result<RunOutput> {
-        let plan = &prepared.compiled.plan;
-        self.check_prompts(prompts, plan.schedule.gen_length.as_usize().unwrap_or(0))?;
+        self.check_prompts(prompts, prepared.settings.gen)?;
         if opts.stop_ids.is_empty() {
             opts.stop_ids = self.stops.clone();
         }
-        generate(&self.model, plan, prompts, opts)
+        generate(&self.model, &prepared.compiled.plan, prompts, opts)
     }
 
     /// Token text for pictures and snapshots (the id in brackets without a tokenizer).

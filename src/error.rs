@@ -20,6 +20,12 @@ pub enum Error {
     TensorDtype { name: String, dtype: String },
     #[error("invalid input: {0}")]
     Input(String),
+    /// A prompt plus the answer canvas does not fit the model.
+    #[error("the prompt is {prompt} tokens; with gen_length {gen} that is {} > the model's maximum sequence length {max}", prompt + gen)]
+    PromptTooLong { prompt: usize, gen: usize, max: usize },
+    /// A prompt id the model's vocabulary does not have.
+    #[error("token id {id} is outside the vocabulary (0..{width})")]
+    TokenOutOfRange { id: u32, width: usize },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("model: {0}")]

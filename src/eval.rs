@@ -4,11 +4,10 @@
 //! output is cut at the first EOS, and it counts as correct when its token ids equal the
 //! tokenized answer's, so spacing differences in the text cannot hide or fake a match.
 
-use crate::error::Result;
-use crate::model::tokenizer::TextTokenizer;
+use crate::engine::{Engine, Prepared};
+use crate::error::{Error, Result};
 use crate::model::DiffusionModel;
-use crate::plan::Plan;
-use crate::runtime::{generate, Progress, RunOptions, Stats};
+use crate::runtime::{Progress, RunOptions, Stats};
 use crate::train::tasks::Example;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -56,9 +55,10 @@ pub fn answer_ids(generated: &[u32], eos: u32) -> &[u32] {
     &generated[..end]
 }
 
-/// Decode every example with `plan` and score exact matches.
-pub fn evaluate<M: DiffusionModel>(model: &M, tok: &TextTokenizer, plan: &Plan, examples: &[Example]) -> Result<EvalReport> {
-    let eos = model.info().eos_id;
+/// Decode every example with a policy prepared for `engine` and score exact matches.
+pub fn evaluate(engine: &Engine, prepared: &Prepared, examples: &[Example]) -> Result<EvalReport> {
+    let tok = engine.tokenizer.as_deref().ok_or_else(|| Error::input(format!("{}: no tokenizer (eval needs text prompts)", engine.path.display())))?;
+    let eos = engine.model.info().eos_id;
     let mut r = EvalReport::default();
     for ex in examples {
         let prompt = tok.encode(&ex.prompt)?;
@@ -74,8 +74,9 @@ pub fn evaluate<M: DiffusionModel>(model: &M, tok: &TextTokenizer, plan: &Plan, 
                 seen.set(Some(masked as f64 / span.max(1) as f64));
             }
         };
-        let opts = RunOptions { on_step: Some(Box::new(watch)), ..RunOptions::default() };
-        let out = generate(model, plan, &[prompt], opts)?;
+        // Answers end at the model's EOS, as the tasks were written.
+        let opts = RunOptions { on_step: Some(Box::new(watch)), stop_ids: vec![eos], ..RunOptions::default() };
+        let out = engine.generate(prepared, &[prompt], opts)?;
         r.stats.absorb(&out.stats);
         let masked_at_eos = first_eos.get().unwrap_or(0.0);
         r.eos_early += (masked_at_eos > 0.0) as usize;

@@ -6,7 +6,6 @@
 
 pub mod chat;
 pub mod check;
-pub mod cli;
 pub mod compile;
 pub mod diag;
 pub mod engine;

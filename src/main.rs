@@ -1,9 +1,11 @@
 //! The `d2c` command line. Exit codes: 0 ok, 1 policy invalid, 2 usage, I/O or model error.
 
+mod cli;
+
 fn main() {
     pin_thread_count();
     d2c::model::simd::narrow_candle_quantized();
-    std::process::exit(d2c::cli::main());
+    std::process::exit(cli::main());
 }
 
 /// candle 0.11 asks for its thread count on every CPU matmul, and without

@@ -3,29 +3,27 @@
 //! all, as `d2c serve` runs them), per policy, in one process; the batch must reproduce every
 //! request's tokens exactly.
 
-use super::{compile_or_report, ErrorFormat};
-use crate::model::Transformer;
-use crate::runtime::{generate, Batch, RunOptions, RunOutput};
+use super::output::reported;
+use super::{CliError, ErrorFormat};
+use d2c::engine::{Engine, Prepared};
+use d2c::runtime::{Batch, RunOptions, RunOutput};
 use std::time::Instant;
 
 /// Per policy: sequential vs batched tokens/s for `prompts`, as table lines.
-pub fn compare(model: &Transformer, specs: &[String], shared: &[String], prompts: &[Vec<u32>]) -> Result<Vec<Vec<String>>, String> {
+pub fn compare(engine: &Engine, specs: &[String], shared: &[String], prompts: &[Vec<u32>]) -> Result<Vec<Vec<String>>, CliError> {
     let mut lines = Vec::new();
     for spec in specs {
         let (src, sets) = super::policy_spec(spec, shared)?;
-        let plan = compile_or_report(&src, &sets, ErrorFormat::Human).map_err(|_| format!("{spec}: the policy is invalid"))?.plan;
+        let prepared = reported(engine.prepare(&src, &sets)?, |p: &Prepared| &p.compiled.warnings, &src, ErrorFormat::Human)?;
+        let plan = &prepared.compiled.plan;
         eprintln!("running {spec}: {} requests one after another, then as one batch ...", prompts.len());
         let t = Instant::now();
-        let alone = prompts
-            .iter()
-            .map(|p| generate(model, &plan, std::slice::from_ref(p), RunOptions::default()))
-            .collect::<Result<Vec<RunOutput>, _>>()
-            .map_err(|e| e.to_string())?;
+        let alone =
+            prompts.iter().map(|p| engine.generate(&prepared, std::slice::from_ref(p), RunOptions::default())).collect::<Result<Vec<RunOutput>, _>>()?;
         let seq_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let mut batch = Batch::new(model);
-        let ids =
-            prompts.iter().map(|p| batch.join(&plan, vec![p.clone()], RunOptions::default())).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let mut batch = Batch::new(&engine.model);
+        let ids = prompts.iter().map(|p| batch.join(plan, vec![p.clone()], RunOptions::default())).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let mut outs = std::collections::HashMap::new();
         let mut steps = 0usize;
         while !batch.is_empty() {

@@ -4,10 +4,10 @@
 //! steps), 384 (a full forward of the bench model). Weights stream from memory as in a
 //! forward: the three matrices of one layer exceed the caches of a small machine.
 
-use crate::model::gemm;
-use crate::model::simd::{self, Simd, Width};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
+use d2c::model::gemm;
+use d2c::model::simd::{self, Simd, Width};
 use half::bf16;
 use std::time::Instant;
 

@@ -4,8 +4,9 @@
 //! per step and tokens/s for no-cache (every step 384 rows) and d²Cache (one full step, then
 //! about 64 rows a step), logits for the block's 32 rows.
 
-use super::{load_model, Dtype};
-use crate::model::DiffusionModel;
+use super::Dtype;
+use d2c::engine::Engine;
+use d2c::model::DiffusionModel;
 use std::path::Path;
 
 pub fn run(dir: &Path, dtypes: &[Dtype], layers: usize, reps: usize, markdown: bool) -> Result<(), String> {
@@ -26,7 +27,7 @@ pub fn run(dir: &Path, dtypes: &[Dtype], layers: usize, reps: usize, markdown: b
     let mut shape = String::new();
     for &dt in dtypes {
         eprintln!("loading {} as {} ...", dir.display(), dt.name());
-        let (m, _) = load_model(dir, dt)?;
+        let m = Engine::load(Some(dir), dt.weight_type()).map_err(|e| e.to_string())?.model;
         let info = m.info().clone();
         shape = format!(
             "d_model {}, {} heads ({} K/V), mlp {}, vocab {}; measured on {} layers, extrapolated to {layers}",
@@ -44,7 +45,7 @@ pub fn run(dir: &Path, dtypes: &[Dtype], layers: usize, reps: usize, markdown: b
         let ms = |s: f64| format!("{:.1} ms", 1e3 * s);
         lines.push(vec![
             dt.name().to_string(),
-            crate::model::linear::fmt_bytes(m.weight_bytes() as u64),
+            d2c::model::linear::fmt_bytes(m.weight_bytes() as u64),
             ms(t[0]),
             ms(t[1]),
             ms(t[2]),
@@ -64,10 +65,10 @@ pub fn run(dir: &Path, dtypes: &[Dtype], layers: usize, reps: usize, markdown: b
 /// over a 384-row K/V store (the rows of a dual-cache step, a d²Cache step, a full forward).
 pub fn profile(dir: &Path, dtype: Dtype, reps: usize, markdown: bool) -> Result<(), String> {
     const T: usize = 384;
-    let (m, _) = load_model(dir, dtype)?;
+    let m = Engine::load(Some(dir), dtype.weight_type()).map_err(|e| e.to_string())?.model;
     let info = m.info().clone();
     let runs: Vec<Vec<(&'static str, f64)>> =
-        [32, 64, T].iter().map(|&r| m.profile_ops(r, T, reps)).collect::<crate::error::Result<_>>().map_err(|e| e.to_string())?;
+        [32, 64, T].iter().map(|&r| m.profile_ops(r, T, reps)).collect::<d2c::error::Result<_>>().map_err(|e| e.to_string())?;
     let total = |k: usize| runs[k].iter().map(|x| x.1).sum::<f64>();
     let mut lines: Vec<Vec<String>> = Vec::new();
     for (op, _) in &runs[2] {

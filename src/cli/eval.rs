@@ -1,30 +1,28 @@
 //! `d2c eval`: exact-match accuracy, tokens/s and forwards of one or more policies on a tasks
 //! file, as one table with speedups against the first policy.
 
-use super::{compile_or_report, load_model, model_defaults, model_dir, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
-use crate::eval::{evaluate, EvalReport};
-use crate::train;
+use super::output::reported;
+use super::{CliResult, ErrorFormat, ModelArgs, SetArgs};
+use d2c::engine::{Engine, Prepared};
+use d2c::eval::{evaluate, EvalReport};
+use d2c::train;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Model folder (default: the embedded tiny model).
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Tasks, one JSON object per line: {"prompt": ..., "answer": ...} (optionally "task").
     #[arg(long)]
     tasks: PathBuf,
     /// Policy file, or `FILE:name=value,...`; repeat to compare (speedups are against the first).
     #[arg(long, default_value = "policies/vanilla.pol")]
     policy: Vec<String>,
-    /// `name=value` for every policy (ignored by policies without that parameter).
-    #[arg(long = "set")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    sets: SetArgs,
     /// Evaluate only the first N tasks.
     #[arg(long)]
     limit: Option<usize>,
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
-    dtype: Dtype,
     /// Print accuracy per task kind and the first wrong answers.
     #[arg(long, short)]
     verbose: bool,
@@ -33,59 +31,39 @@ pub struct EvalArgs {
     markdown: bool,
 }
 
-pub fn run(a: EvalArgs) -> i32 {
-    let table = EvalTable {
-        model: a.model.as_deref(),
-        tasks: &a.tasks,
-        specs: &a.policy,
-        sets: &a.sets,
-        limit: a.limit,
-        dtype: a.dtype,
-        verbose: a.verbose,
-        markdown: a.markdown,
-    };
-    match eval_table(table) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ERROR
-        }
-    }
+pub fn run(a: EvalArgs) -> CliResult {
+    let table = EvalTable { model: &a.model, tasks: &a.tasks, specs: &a.policy, sets: &a.sets.sets, limit: a.limit, verbose: a.verbose, markdown: a.markdown };
+    eval_table(table)
 }
 
 /// What [`eval_table`] evaluates and how it prints.
 pub struct EvalTable<'a> {
-    pub model: Option<&'a Path>,
+    pub model: &'a ModelArgs,
     pub tasks: &'a Path,
     pub specs: &'a [String],
     pub sets: &'a [String],
     pub limit: Option<usize>,
-    pub dtype: Dtype,
     pub verbose: bool,
     pub markdown: bool,
 }
 
 /// Evaluate every policy spec on the tasks and print one table. Also used by `d2c bench --tasks`.
-pub fn eval_table(t: EvalTable) -> Result<i32, String> {
-    let EvalTable { model, tasks, specs, sets, limit, dtype, verbose, markdown } = t;
+pub fn eval_table(t: EvalTable) -> CliResult {
+    let EvalTable { model, tasks, specs, sets, limit, verbose, markdown } = t;
     let mut examples = train::read_jsonl(tasks).map_err(|e| e.to_string())?;
     if let Some(n) = limit {
         examples.truncate(n);
     }
-    let dir = model_dir(model)?;
-    let (m, tok) = load_model(&dir, dtype)?;
-    let tok = tok.ok_or_else(|| format!("{}: no tokenizer.json (eval needs text prompts)", dir.display()))?;
+    let engine = Engine::load(model.model.as_deref(), model.dtype.weight_type())?;
+    if engine.tokenizer.is_none() {
+        return Err(format!("{}: no tokenizer.json (eval needs text prompts)", engine.path.display()).into());
+    }
     let mut rows: Vec<(String, EvalReport)> = Vec::new();
     for spec in specs {
         let (src, own) = super::policy_spec(spec, sets)?;
-        let (mut all, _, _) = model_defaults(&dir, &src, &own)?;
-        all.extend(own);
-        let compiled = match compile_or_report(&src, &all, ErrorFormat::Human) {
-            Ok(c) => c,
-            Err(code) => return Ok(code),
-        };
+        let prepared = reported(engine.prepare(&src, &own)?, |p: &Prepared| &p.compiled.warnings, &src, ErrorFormat::Human)?;
         eprintln!("evaluating {spec} on {} tasks ...", examples.len());
-        let r = evaluate(&m, &tok, &compiled.plan, &examples).map_err(|e| e.to_string())?;
+        let r = evaluate(&engine, &prepared, &examples)?;
         if verbose {
             for (k, (c, t)) in &r.per_task {
                 let (tr, ta) = r.per_task_tokens.get(k).copied().unwrap_or_default();
@@ -102,7 +80,7 @@ pub fn eval_table(t: EvalTable) -> Result<i32, String> {
         rows.push((spec.trim_start_matches("policies/").to_string(), r));
     }
     print_table(&rows, examples.len(), markdown);
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 fn print_table(rows: &[(String, EvalReport)], n: usize, markdown: bool) {

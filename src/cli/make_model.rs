@@ -2,13 +2,13 @@
 //! model.safetensors with the real tensor names and config keys), for speed benchmarks where
 //! only the shapes matter.
 
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::model::family::{Family, ModelConfig};
-use crate::model::random::RandomWeights;
-use crate::model::registry::{arch_names, by_arch, presets};
-use crate::model::transformer::Spec;
-use crate::model::FAMILIES;
+use super::CliResult;
 use candle_core::DType;
+use d2c::model::family::{Family, ModelConfig};
+use d2c::model::random::RandomWeights;
+use d2c::model::registry::{arch_names, by_arch, presets};
+use d2c::model::transformer::Spec;
+use d2c::model::FAMILIES;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -58,17 +58,10 @@ fn family_names() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(FAMILIES.iter().map(|f| f.arch()))
 }
 
-pub fn run(a: MakeModelArgs) -> i32 {
-    match make(&a) {
-        Ok(()) => {
-            println!("wrote {}", a.out.display());
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ERROR
-        }
-    }
+pub fn run(a: MakeModelArgs) -> CliResult {
+    make(&a)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
 }
 
 /// The family and config to make: a preset's (with `--layers`), or the size flags'.
@@ -106,8 +99,8 @@ fn make(a: &MakeModelArgs) -> Result<(), String> {
     let (fam, config) = resolve(a)?;
     if let Some(dt) = a.gguf {
         let name = format!("random {} (d2c make-model, seed {})", fam.arch(), a.seed);
-        let h = crate::model::gguf::Header { family: fam, config, name };
-        crate::model::gguf::write_random(&h, &a.out, dt.weight_type(), a.seed).map_err(|e| e.to_string())?;
+        let h = d2c::model::gguf::Header { family: fam, config, name };
+        d2c::model::gguf::write_random(&h, &a.out, dt.weight_type(), a.seed).map_err(|e| e.to_string())?;
         return Ok(());
     }
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;

@@ -18,17 +18,63 @@ mod trace;
 mod train;
 mod visual;
 
-use crate::compile::{compile as compile_policy, Compiled, Source};
-use crate::diag::{render, to_json, Diagnostic};
-use crate::model::tokenizer::TextTokenizer;
-use crate::model::Transformer;
-use candle_core::DType;
-use clap::{Parser, Subcommand, ValueEnum};
-use std::path::{Path, PathBuf};
+pub mod args;
+pub mod output;
+
+pub use args::{parse_ids, Dtype, ErrorFormat, ModelArgs, SetArgs};
+pub use output::{print_diagnostics, print_table};
+
+use clap::{Parser, Subcommand};
+use d2c::compile::Source;
+use std::path::Path;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_POLICY: i32 = 1;
 pub const EXIT_ERROR: i32 = 2;
+
+/// How a subcommand fails; [`main`] turns it into the documented exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// A policy is invalid or snapshots differ; what is wrong is already printed (exit 1).
+    Invalid,
+    /// A usage, I/O, model or decode error (exit 2), printed as one `error:` line.
+    Failed(String),
+    /// An error of exit 2 whose messages are already printed (several files were checked).
+    Reported,
+}
+
+impl From<String> for CliError {
+    fn from(s: String) -> Self {
+        CliError::Failed(s)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(s: &str) -> Self {
+        CliError::Failed(s.to_string())
+    }
+}
+
+impl From<d2c::error::Error> for CliError {
+    fn from(e: d2c::error::Error) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// The one place a subcommand's outcome becomes an exit code.
+fn exit_code(r: CliResult) -> i32 {
+    match r {
+        Ok(()) => EXIT_OK,
+        Err(CliError::Invalid) => EXIT_POLICY,
+        Err(CliError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            EXIT_ERROR
+        }
+        Err(CliError::Reported) => EXIT_ERROR,
+    }
+}
 
 /// The default policy and model, compiled into the binary so `d2c run` works anywhere.
 pub const DEFAULT_POLICY: (&str, &str) = ("policies/vanilla.pol", include_str!("../../policies/vanilla.pol"));
@@ -40,7 +86,7 @@ pub struct Cli {
     /// Where models run: cpu, cuda, cuda:N, or auto (the first GPU when built with the
     /// `cuda` feature and one is present).
     #[arg(long, global = true, default_value = "auto")]
-    device: crate::engine::DeviceChoice,
+    device: d2c::engine::DeviceChoice,
 }
 
 #[derive(Subcommand)]
@@ -71,50 +117,10 @@ enum Cmd {
     Serve(serve::ServeArgs),
 }
 
-#[derive(Clone, Copy, ValueEnum, Default)]
-pub enum ErrorFormat {
-    #[default]
-    Human,
-    Json,
-}
-
-/// How the linear weights are held: dense, or quantized at load (GGML block types).
-#[derive(Clone, Copy, ValueEnum, Default, PartialEq, Debug)]
-pub enum Dtype {
-    #[default]
-    F32,
-    Bf16,
-    F16,
-    #[value(name = "q8_0")]
-    Q8_0,
-    #[value(name = "q4_0")]
-    Q4_0,
-    #[value(name = "q4_k")]
-    Q4K,
-}
-
-impl Dtype {
-    pub fn weight_type(self) -> crate::model::linear::WeightType {
-        use crate::model::linear::WeightType;
-        use candle_core::quantized::GgmlDType;
-        match self {
-            Dtype::F32 => WeightType::Dense(DType::F32),
-            Dtype::Bf16 => WeightType::Dense(DType::BF16),
-            Dtype::F16 => WeightType::Dense(DType::F16),
-            Dtype::Q8_0 => WeightType::Quant(GgmlDType::Q8_0),
-            Dtype::Q4_0 => WeightType::Quant(GgmlDType::Q4_0),
-            Dtype::Q4K => WeightType::Quant(GgmlDType::Q4K),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        self.weight_type().name()
-    }
-}
-
 pub fn main() -> i32 {
     use clap::{CommandFactory, FromArgMatches};
     // `--version` also names the instruction set the kernels use on this machine.
-    let version = format!("{} (cpu kernels: {})", env!("CARGO_PKG_VERSION"), crate::model::simd::describe());
+    let version = format!("{} (cpu kernels: {})", env!("CARGO_PKG_VERSION"), d2c::model::simd::describe());
     let version: &'static str = Box::leak(version.into_boxed_str());
     let parsed = Cli::command().version(version).try_get_matches().and_then(|m| Cli::from_arg_matches(&m));
     let cli = match parsed {
@@ -124,15 +130,13 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
         }
     };
-    if let Err(e) = crate::model::simd::check_env() {
-        eprintln!("error: {e}");
-        return EXIT_ERROR;
+    if let Err(e) = d2c::model::simd::check_env() {
+        return exit_code(Err(e.to_string().into()));
     }
-    if let Err(e) = crate::engine::select_device(cli.device) {
-        eprintln!("error: {e}");
-        return EXIT_ERROR;
+    if let Err(e) = d2c::engine::select_device(cli.device) {
+        return exit_code(Err(e.into()));
     }
-    match cli.cmd {
+    exit_code(match cli.cmd {
         Cmd::Run(a) => run::run(a),
         Cmd::Check(a) => check::run(a),
         Cmd::Compile(a) => compile::run(a),
@@ -145,28 +149,11 @@ pub fn main() -> i32 {
         Cmd::Snapshot(a) => snapshot::run(a),
         Cmd::Trace(a) => trace::run(a),
         Cmd::Serve(a) => serve::run(a),
-    }
-}
-
-pub use crate::engine::{device, folder_of, is_gguf};
-
-/// The model path: `--model DIR`, or the embedded tiny model written to a temp folder.
-pub fn model_dir(arg: Option<&Path>) -> Result<PathBuf, String> {
-    crate::engine::model_dir(arg).map_err(|e| e.to_string())
-}
-
-/// Load a model folder or `.gguf` file and its tokenizer ([`crate::engine::load_model`]).
-pub fn load_model(dir: &Path, dtype: Dtype) -> Result<(Transformer, Option<TextTokenizer>), String> {
-    crate::engine::load_model(dir, dtype.weight_type()).map_err(|e| e.to_string())
+    })
 }
 
 pub fn default_policy() -> Source {
     Source { path: DEFAULT_POLICY.0.into(), text: DEFAULT_POLICY.1.into() }
-}
-
-/// The model's `generation_config.json` settings for `src` ([`crate::engine::model_defaults`]).
-pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<crate::engine::ModelDefaults, String> {
-    crate::engine::model_defaults(dir, src, user_sets).map_err(|e| e.to_string())
 }
 
 /// A `FILE[:name=value,...]` policy spec of bench and eval: the policy, and its settings:
@@ -175,7 +162,7 @@ pub fn model_defaults(dir: &Path, src: &Source, user_sets: &[String]) -> Result<
 pub fn policy_spec(spec: &str, shared: &[String]) -> Result<(Source, Vec<String>), String> {
     let (file, own) = spec.split_once(':').unwrap_or((spec, ""));
     let src = Source::read(file).map_err(|e| format!("{file}: {e}"))?;
-    let mut sets = crate::engine::sets_for(&src, shared);
+    let mut sets = d2c::engine::sets_for(&src, shared);
     sets.extend(own.split(',').filter(|s| !s.is_empty()).map(String::from));
     Ok((src, sets))
 }
@@ -184,72 +171,5 @@ pub fn read_policy(path: Option<&Path>) -> Result<Source, String> {
     match path {
         None => Ok(default_policy()),
         Some(p) => Source::read(&p.to_string_lossy()).map_err(|e| format!("{}: {e}", p.display())),
-    }
-}
-
-pub fn print_diagnostics(ds: &[Diagnostic], src: &Source, format: ErrorFormat) {
-    use std::io::IsTerminal;
-    match format {
-        ErrorFormat::Human => {
-            let color = std::io::stderr().is_terminal();
-            for d in ds {
-                if d.span.line == 0 {
-                    eprintln!(
-                        "{}: {}: {}{}",
-                        if d.is_error() { "error" } else { "warning" },
-                        d.code,
-                        d.message,
-                        d.help.as_ref().map(|h| format!("\n  help: {h}")).unwrap_or_default()
-                    );
-                } else {
-                    eprint!("{}", render(d, &src.path, &src.text, color));
-                }
-            }
-        }
-        ErrorFormat::Json => {
-            for d in ds {
-                eprintln!("{}", to_json(d, &src.path));
-            }
-        }
-    }
-}
-
-/// Compile or print diagnostics; `Err(exit code)` when the policy is invalid.
-pub fn compile_or_report(src: &Source, sets: &[String], format: ErrorFormat) -> Result<Compiled, i32> {
-    match compile_policy(src, sets, &mut |_, _| {}) {
-        Ok(c) => {
-            print_diagnostics(&c.warnings, src, format);
-            Ok(c)
-        }
-        Err(f) => {
-            print_diagnostics(&f.diagnostics, src, format);
-            let n = f.diagnostics.iter().filter(|d| d.is_error()).count();
-            eprintln!("error: {}: policy is invalid ({n} error{})", src.path, if n == 1 { "" } else { "s" });
-            Err(EXIT_POLICY)
-        }
-    }
-}
-
-pub fn parse_ids(s: &str) -> Result<Vec<u32>, String> {
-    s.split(',').map(|x| x.trim()).filter(|x| !x.is_empty()).map(|x| x.parse::<u32>().map_err(|_| format!("--prompt-ids: `{x}` is not a token id"))).collect()
-}
-
-/// Print `lines` under `header` as a Markdown table or as right-aligned columns.
-pub fn print_table(header: &[&str], lines: &[Vec<String>], markdown: bool) {
-    if markdown {
-        println!("| {} |", header.join(" | "));
-        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
-        for l in lines {
-            println!("| {} |", l.join(" | "));
-        }
-        return;
-    }
-    let widths: Vec<usize> =
-        (0..header.len()).map(|i| lines.iter().map(|l| l.get(i).map_or(0, |c| c.len())).chain([header[i].len()]).max().unwrap_or(0)).collect();
-    let fmt =
-        |cells: Vec<&str>| cells.iter().enumerate().map(|(i, c)| format!("{:>w$}", c, w = widths.get(i).copied().unwrap_or(0))).collect::<Vec<_>>().join("  ");
-    println!("{}", fmt(header.to_vec()));
-    for l in lines {
-        println!("{}", fmt(l.iter().map(|s| s.as_str()).collect()));
     }
 }

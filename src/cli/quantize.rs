@@ -1,7 +1,7 @@
 //! `d2c quantize IN_DIR --dtype q4_k --out FILE.gguf`: a safetensors checkpoint folder as one
 //! GGUF file with llama.cpp's tensor names and metadata, made once and loaded in seconds.
 
-use super::{Dtype, EXIT_ERROR, EXIT_OK};
+use super::{CliResult, Dtype};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -15,24 +15,24 @@ pub struct QuantizeArgs {
     out: PathBuf,
 }
 
-pub fn run(a: QuantizeArgs) -> i32 {
+pub fn run(a: QuantizeArgs) -> CliResult {
     let t0 = std::time::Instant::now();
-    match crate::model::gguf::write(&a.input, &a.out, a.dtype.weight_type()) {
+    match d2c::model::gguf::write(&a.input, &a.out, a.dtype.weight_type()) {
         Ok(n) => {
             let size = std::fs::metadata(&a.out).map(|m| m.len()).unwrap_or(0);
             println!(
                 "wrote {} ({n} tensors, {}, {}) in {:.1}s",
                 a.out.display(),
                 a.dtype.name(),
-                crate::model::linear::fmt_bytes(size),
+                d2c::model::linear::fmt_bytes(size),
                 t0.elapsed().as_secs_f64()
             );
-            EXIT_OK
+            Ok(())
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // Never leave half a file behind.
             let _ = std::fs::remove_file(&a.out);
-            EXIT_ERROR
+            Err(e.into())
         }
     }
 }

@@ -1,13 +1,16 @@
 //! `d2c run`: decode prompts with a policy and print the text (live with `--stream`) and a
 //! summary. Prompts go through the model's chat template unless `--raw`.
 
-use super::{compile_or_report, model_defaults, model_dir, parse_ids, read_policy, Dtype, ErrorFormat, EXIT_ERROR, EXIT_OK};
-use crate::chat::{answer_len, prompt_ids, read_messages, Message};
-use crate::engine::Engine;
-use crate::model::linear::{fmt_bytes, peak_rss_bytes};
-use crate::model::tokenizer::TextTokenizer;
-use crate::model::DiffusionModel;
-use crate::runtime::{generate, trace, Progress, RunOptions};
+use super::args::DiagnosticArgs;
+use super::output::reported;
+use super::{parse_ids, read_policy, CliResult, ModelArgs, SetArgs};
+use d2c::chat::{answer_len, prompt_ids, read_messages, Message};
+use d2c::compile::Source;
+use d2c::engine::{Engine, Prepared};
+use d2c::model::linear::{fmt_bytes, peak_rss_bytes};
+use d2c::model::tokenizer::TextTokenizer;
+use d2c::model::DiffusionModel;
+use d2c::runtime::{trace, Progress, RunOptions};
 use std::cell::RefCell;
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,10 +19,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Hugging Face LLaDA or Dream folder (config.json, safetensors, tokenizer). Default: the
-    /// tiny model embedded in the binary.
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Policy file. Default: the embedded policies/vanilla.pol (no cache).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -41,9 +42,8 @@ pub struct RunArgs {
     /// Jinja chat template file to use instead of the model's.
     #[arg(long = "chat-template")]
     chat_template: Option<PathBuf>,
-    /// Set a policy parameter, `name=value` (repeatable).
-    #[arg(long = "set")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    sets: SetArgs,
     /// Shorthand for --set gen_length=N.
     #[arg(long)]
     gen_length: Option<usize>,
@@ -59,8 +59,6 @@ pub struct RunArgs {
     /// Shorthand for --set seed=S.
     #[arg(long)]
     seed: Option<u64>,
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
-    dtype: Dtype,
     /// Print the answer as it grows: the text before the first still-masked position.
     #[arg(long)]
     stream: bool,
@@ -79,22 +77,12 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-    #[arg(long, value_enum, default_value_t = ErrorFormat::Human)]
-    error_format: ErrorFormat,
+    #[command(flatten)]
+    diag: DiagnosticArgs,
 }
 
 fn value_of(sets: &[String], name: &str) -> Option<String> {
     sets.iter().rev().find_map(|s| s.split_once('=').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()))
-}
-
-pub fn run(a: RunArgs) -> i32 {
-    match run_inner(a) {
-        Ok(code) => code,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            EXIT_ERROR
-        }
-    }
 }
 
 /// The user's settings: flags first, then `--set`s (later wins).
@@ -111,7 +99,7 @@ fn user_sets(a: &RunArgs) -> Vec<String> {
             sets.push(format!("{k}={v}"));
         }
     }
-    sets.extend(a.sets.iter().cloned());
+    sets.extend(a.sets.sets.iter().cloned());
     sets
 }
 
@@ -125,39 +113,35 @@ fn conversations(a: &RunArgs) -> Result<Vec<Vec<Message>>, String> {
     Ok(out)
 }
 
-fn run_inner(a: RunArgs) -> Result<i32, String> {
-    let src = read_policy(a.policy.as_deref())?;
-    let dir = model_dir(a.model.as_deref())?;
-    let user = user_sets(&a);
-    let (mut sets, applied, notes) = model_defaults(&dir, &src, &user)?;
-    sets.extend(user);
+/// The policy with the model folder's settings and the user's (`--steps` turned into
+/// tokens_per_step against the gen_length they give), its diagnostics printed.
+fn prepare(a: &RunArgs, src: &Source, dir: &std::path::Path) -> Result<Prepared, super::CliError> {
+    let mut sets = user_sets(a);
+    let report = |sets: &[String]| -> Result<Prepared, super::CliError> {
+        reported(d2c::engine::prepare(dir, src, sets)?, |p: &Prepared| &p.compiled.warnings, src, a.diag.error_format)
+    };
     if let Some(steps) = a.steps {
-        // Resolve gen_length from the flags or the policy default to turn steps into a rate.
         let gen = match value_of(&sets, "gen_length") {
             Some(g) => g.parse::<usize>().map_err(|_| format!("gen_length `{g}` is not an integer"))?,
-            None => {
-                let Ok(c) = compile_or_report(&src, &sets, a.error_format) else { return Ok(super::EXIT_POLICY) };
-                c.plan.schedule.gen_length.as_usize().unwrap_or(0)
-            }
+            None => report(&sets)?.settings.gen,
         };
         if steps == 0 || gen % steps != 0 {
-            return Err(format!("--steps {steps} must divide gen_length {gen} (tokens per step is constant in d2c policies)"));
+            return Err(format!("--steps {steps} must divide gen_length {gen} (tokens per step is constant in d2c policies)").into());
         }
         sets.push(format!("tokens_per_step={}", gen / steps));
     }
-    let compiled = match compile_or_report(&src, &sets, a.error_format) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    let engine = Engine::load_with(Some(&dir), a.dtype.weight_type(), a.chat_template.as_deref()).map_err(|e| e.to_string())?;
-    let model = &engine.model;
-    let info = model.info().clone();
+    report(&sets)
+}
+
+/// The prompts as ids: each conversation through the chat template, then `--prompt-ids`.
+fn prompts(a: &RunArgs, engine: &Engine) -> Result<Vec<Vec<u32>>, String> {
     let tok = engine.tokenizer.clone();
     let template = engine.template.as_ref();
     let mut prompts: Vec<Vec<u32>> = Vec::new();
-    for conv in conversations(&a)? {
-        let t =
-            tok.as_deref().ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", dir.display()))?;
+    for conv in conversations(a)? {
+        let t = tok
+            .as_deref()
+            .ok_or_else(|| format!("{}: no tokenizer (tokenizer.json, or vocab.json + merges.txt); pass --prompt-ids instead", engine.path.display()))?;
         for m in &conv {
             let unknown = t.unknown_words(&m.content);
             if !unknown.is_empty() {
@@ -173,34 +157,32 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         }
         prompts.push(ids);
     }
-    let width = info.logits_width;
     for s in &a.prompt_ids {
         let ids = parse_ids(s)?;
         if ids.is_empty() {
             return Err("--prompt-ids: empty prompt".into());
-        }
-        if let Some(bad) = ids.iter().find(|&&x| x as usize >= width) {
-            return Err(format!("--prompt-ids: token id {bad} is outside the vocabulary (0..{width})"));
         }
         prompts.push(ids);
     }
     if prompts.is_empty() {
         return Err("give a prompt: --prompt TEXT, --messages FILE or --prompt-ids 1,2,3".into());
     }
-    let gen = compiled.plan.schedule.gen_length.as_usize().unwrap_or(0);
-    if let Some(p) = prompts.iter().find(|p| p.len() + gen > info.max_seq_len) {
-        return Err(format!(
-            "the prompt is {} tokens{}; with gen_length {gen} that is {} > the model's maximum sequence length {}",
-            p.len(),
-            if template.is_some() && !a.raw { " after the chat template" } else { "" },
-            p.len() + gen,
-            info.max_seq_len
-        ));
-    }
+    Ok(prompts)
+}
+
+pub fn run(a: RunArgs) -> CliResult {
+    let src = read_policy(a.policy.as_deref())?;
+    let dir = d2c::engine::model_dir(a.model.model.as_deref())?;
+    let prepared = prepare(&a, &src, &dir)?;
+    let engine = Engine::load_with(Some(&dir), a.model.dtype.weight_type(), a.chat_template.as_deref())?;
+    let prompts = prompts(&a, &engine)?;
+    let gen = prepared.settings.gen;
+    engine.check_prompts(&prompts, gen)?;
     if a.stream && prompts.len() != 1 {
         return Err("--stream shows one answer: give one prompt".into());
     }
-    let stops = engine.stops.clone();
+    let (model, info, tok) = (&engine.model, engine.model.info().clone(), engine.tokenizer.clone());
+    let (stops, compiled, applied, notes) = (engine.stops.clone(), &prepared.compiled, &prepared.applied, &prepared.notes);
 
     let mut visual = if a.visual && !a.json && prompts.len() == 1 { super::visual::Visual::new(tok.clone()) } else { None };
     let bar = (!a.quiet && !a.json && gen >= 64 && visual.is_none()).then(|| {
@@ -211,10 +193,10 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         );
         pb
     });
-    let printed = Rc::new(RefCell::new(crate::chat::AppendText::default()));
+    let printed = Rc::new(RefCell::new(d2c::chat::AppendText::default()));
     let mut streamer = (a.stream && !a.json).then(|| Streamer { tok: tok.clone(), stops: stops.clone(), printed: printed.clone() });
     let pb2 = bar.clone();
-    let on_step: Option<crate::runtime::OnStep> = (bar.is_some() || streamer.is_some() || visual.is_some()).then(|| {
+    let on_step: Option<d2c::runtime::OnStep> = (bar.is_some() || streamer.is_some() || visual.is_some()).then(|| {
         Box::new(move |p: &Progress| {
             if let Some(v) = visual.as_mut() {
                 v.draw(p);
@@ -226,24 +208,23 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             if let Some(s) = streamer.as_mut() {
                 s.show(&p.canvas[0], p.mask_id, pb2.as_ref());
             }
-        }) as crate::runtime::OnStep
+        }) as d2c::runtime::OnStep
     });
-    let out = generate(model, &compiled.plan, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None })
-        .map_err(|e| e.to_string())?;
+    let out = engine.generate(&prepared, &prompts, RunOptions { record_details: a.trace.is_some(), on_step, stop_ids: stops.clone(), cancel: None })?;
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
     if a.trace.is_some() || a.svg.is_some() {
-        let json = trace::to_json(&out, &compiled.plan.policy, compiled.plan.schedule.block_length.as_usize());
+        let json = trace::to_json(&out, &compiled.plan.policy, Some(prepared.settings.block));
         if let Some(path) = &a.trace {
             std::fs::write(path, serde_json::to_string(&json).unwrap_or_default()).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         if let Some(path) = &a.svg {
-            let mut view = crate::picture::TraceView::from_json(&json, "run", 0)?;
+            let mut view = d2c::picture::TraceView::from_json(&json, "run", 0)?;
             if let Some(t) = tok.as_deref() {
                 view.label_with(|id| t.piece(id));
             }
-            super::trace::write(Some(path), || crate::picture::svg(&view, 0))?;
+            super::trace::write(Some(path), || d2c::picture::svg(&view, 0))?;
         }
     }
     let answers: Vec<&[u32]> = out.generated.iter().map(|g| &g[..answer_len(g, &stops)]).collect();
@@ -269,7 +250,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             "dtype": model.storage_name(), "weight_bytes": model.weight_bytes(), "peak_rss_bytes": peak_rss_bytes(),
         });
         println!("{v}");
-        return Ok(EXIT_OK);
+        return Ok(());
     }
     for (i, text) in texts.iter().enumerate() {
         match text {
@@ -285,7 +266,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
             eprintln!();
         }
     }
-    for n in &notes {
+    for n in notes {
         eprintln!("note: {n}");
     }
     eprintln!(
@@ -308,7 +289,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
         model.storage_name(),
         peak_rss_bytes().map_or("n/a".to_string(), fmt_bytes),
     );
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// `--stream`: prints the answer's stable left-to-right prefix (the text before the first
@@ -316,7 +297,7 @@ fn run_inner(a: RunArgs) -> Result<i32, String> {
 struct Streamer {
     tok: Option<Arc<TextTokenizer>>,
     stops: Vec<u32>,
-    printed: Rc<RefCell<crate::chat::AppendText>>,
+    printed: Rc<RefCell<d2c::chat::AppendText>>,
 }
 
 impl Streamer {
@@ -337,8 +318,8 @@ impl Streamer {
 
 /// The device the model ran on, as the summary names it.
 fn device_name() -> String {
-    match crate::engine::device() {
-        candle_core::Device::Cpu => format!("cpu [{}]", crate::model::simd::describe()),
+    match d2c::engine::device() {
+        candle_core::Device::Cpu => format!("cpu [{}]", d2c::model::simd::describe()),
         d => format!("{:?}", d.location()),
     }
 }

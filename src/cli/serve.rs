@@ -1,15 +1,14 @@
-//! `d2c serve`: the OpenAI-compatible server ([`crate::serve`]) on HOST:PORT.
+//! `d2c serve`: the OpenAI-compatible server ([`d2c::serve`]) on HOST:PORT.
 
-use super::{Dtype, EXIT_ERROR, EXIT_OK};
-use crate::serve::{serve, Config};
+use super::{CliResult, ModelArgs};
+use d2c::serve::{serve, Config};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Model folder or .gguf file. Default: the embedded tiny model.
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Folder of policies a request may name (`"policy": "d2cache"` = d2cache.pol).
     #[arg(long, default_value = "policies")]
     policy_dir: PathBuf,
@@ -26,7 +25,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     queue: usize,
     /// Most requests decoding at once (sharing each step's forward); more wait in the queue.
-    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_BATCH)]
+    #[arg(long, default_value_t = d2c::serve::DEFAULT_MAX_BATCH)]
     max_batch: usize,
     /// Seconds a request may take, waiting included (then 504).
     #[arg(long, default_value_t = 300.0)]
@@ -34,31 +33,17 @@ pub struct ServeArgs {
     /// Largest request body accepted (bytes).
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
-    dtype: Dtype,
 }
 
-pub fn run(a: ServeArgs) -> i32 {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_ERROR;
-        }
-    };
+pub fn run(a: ServeArgs) -> CliResult {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
         let addr = format!("{}:{}", a.host, a.port);
-        let listener = match tokio::net::TcpListener::bind(&addr).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: cannot listen on {addr}: {e}");
-                return EXIT_ERROR;
-            }
-        };
+        let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
         let cfg = Config {
-            model: a.model,
-            weights: a.dtype.weight_type(),
+            model: a.model.model,
+            weights: a.model.dtype.weight_type(),
             policy_dir: a.policy_dir,
             default_policy: a.default_policy,
             queue: a.queue,
@@ -67,16 +52,9 @@ pub fn run(a: ServeArgs) -> i32 {
             max_body_bytes: a.max_body_bytes,
         };
         eprintln!("d2c serve: listening on http://{local} (OpenAI base URL http://{local}/v1)");
-        match serve(cfg, listener, shutdown_signal()).await {
-            Ok(()) => {
-                eprintln!("d2c serve: stopped");
-                EXIT_OK
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                EXIT_ERROR
-            }
-        }
+        serve(cfg, listener, shutdown_signal()).await?;
+        eprintln!("d2c serve: stopped");
+        Ok(())
     })
 }
 

@@ -1,11 +1,11 @@
-//! `d2c snapshot`: a policy's behaviour as stable text ([`crate::snapshot`]), or with
+//! `d2c snapshot`: a policy's behaviour as stable text ([`d2c::snapshot`]), or with
 //! `--check DIR` every `*.pol` of a folder against `DIR/snapshots/<name>.snap` (insta's file
 //! format), printing a diff where they differ; `--accept` rewrites them.
 
-use super::{parse_ids, Dtype, EXIT_ERROR, EXIT_OK, EXIT_POLICY};
-use crate::compile::Source;
-use crate::engine::Engine;
-use crate::snapshot::{decode, Prompt, DEFAULT_PROMPTS};
+use super::{parse_ids, CliError, CliResult, ModelArgs, SetArgs};
+use d2c::compile::Source;
+use d2c::engine::Engine;
+use d2c::snapshot::{decode, Prompt, DEFAULT_PROMPTS};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -13,36 +13,22 @@ pub struct SnapshotArgs {
     /// The policy to decode and render (not with --check).
     #[arg(required_unless_present = "check", conflicts_with = "check")]
     policy: Option<PathBuf>,
-    /// Model folder or .gguf file. Default: the embedded tiny model.
-    #[arg(long)]
-    model: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Prompt text (repeatable). Default: the prompt set of `--check` (README).
     #[arg(long, conflicts_with = "prompt_ids")]
     prompt: Vec<String>,
     /// Prompt as token ids `1,2,3` (repeatable).
     #[arg(long = "prompt-ids")]
     prompt_ids: Vec<String>,
-    /// Set a policy parameter, `name=value` (repeatable; with --check, for every policy that declares it).
-    #[arg(long = "set")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    sets: SetArgs,
     /// Compare every `*.pol` in DIR with DIR/snapshots/*.snap (prompts: DIR/prompts.txt or the default set).
     #[arg(long, value_name = "DIR")]
     check: Option<PathBuf>,
     /// With --check: write the new snapshots instead of failing.
     #[arg(long, requires = "check")]
     accept: bool,
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
-    dtype: Dtype,
-}
-
-pub fn run(a: SnapshotArgs) -> i32 {
-    match inner(a) {
-        Ok(code) => code,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            EXIT_ERROR
-        }
-    }
 }
 
 /// A prompt line: text, or `ids: 1,2,3`.
@@ -56,7 +42,7 @@ fn prompt_of(line: &str) -> Result<Prompt<'_>, String> {
 /// Every prompt's rendering, one after another.
 fn snapshot_of(engine: &Engine, src: &Source, prompts: &[String], sets: &[String]) -> Result<String, String> {
     // One --set list serves every policy of a folder: keep what this policy declares.
-    let sets = crate::engine::sets_for(src, sets);
+    let sets = d2c::engine::sets_for(src, sets);
     let mut parts = Vec::new();
     for p in prompts {
         parts.push(decode(engine, src, prompt_of(p)?, &sets).map_err(|e| e.to_string())?);
@@ -64,10 +50,11 @@ fn snapshot_of(engine: &Engine, src: &Source, prompts: &[String], sets: &[String
     Ok(parts.join("\n"))
 }
 
-fn inner(a: SnapshotArgs) -> Result<i32, String> {
-    let engine = Engine::load(a.model.as_deref(), a.dtype.weight_type()).map_err(|e| e.to_string())?;
+pub fn run(a: SnapshotArgs) -> CliResult {
+    let engine = Engine::load(a.model.model.as_deref(), a.model.dtype.weight_type())?;
+    let sets = &a.sets.sets;
     if let Some(dir) = &a.check {
-        return check(&engine, dir, &a.sets, a.accept);
+        return check(&engine, dir, sets, a.accept);
     }
     let path = a.policy.as_deref().ok_or("give a policy file or --check DIR")?;
     let src = Source::read(&path.to_string_lossy()).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -76,13 +63,13 @@ fn inner(a: SnapshotArgs) -> Result<i32, String> {
     if prompts.is_empty() {
         prompts = DEFAULT_PROMPTS.iter().map(|s| s.to_string()).collect();
     }
-    let known = crate::engine::sets_for(&src, &a.sets);
-    if let Some(bad) = a.sets.iter().find(|s| !known.contains(s)) {
-        let names = crate::engine::declared_params(&src);
-        return Err(format!("--set {bad}: {} declares no such parameter (it has: {})", path.display(), names.join(", ")));
+    let known = d2c::engine::sets_for(&src, sets);
+    if let Some(bad) = sets.iter().find(|s| !known.contains(s)) {
+        let names = d2c::engine::declared_params(&src);
+        return Err(format!("--set {bad}: {} declares no such parameter (it has: {})", path.display(), names.join(", ")).into());
     }
-    print!("{}", snapshot_of(&engine, &src, &prompts, &a.sets)?);
-    Ok(EXIT_OK)
+    print!("{}", snapshot_of(&engine, &src, &prompts, sets)?);
+    Ok(())
 }
 
 /// The prompts of a snapshot folder: `prompts.txt` (one per line, `#` comments, `ids: 1,2`
@@ -114,15 +101,10 @@ fn snap_file(policy: &Path, prompts: usize, body: &str) -> String {
     format!("---\nsource: d2c snapshot\nexpression: \"{} on {prompts} prompt(s)\"\n---\n{}\n", policy.display(), body.trim_end())
 }
 
-fn check(engine: &Engine, dir: &Path, sets: &[String], accept: bool) -> Result<i32, String> {
-    let mut policies: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pol"))
-        .collect();
-    policies.sort();
+fn check(engine: &Engine, dir: &Path, sets: &[String], accept: bool) -> CliResult {
+    let policies: Vec<PathBuf> = d2c::compile::policy_files(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if policies.is_empty() {
-        return Err(format!("{}: no *.pol files", dir.display()));
+        return Err(format!("{}: no *.pol files", dir.display()).into());
     }
     let prompts = folder_prompts(dir)?;
     let snaps = dir.join("snapshots");
@@ -167,11 +149,11 @@ fn check(engine: &Engine, dir: &Path, sets: &[String], accept: bool) -> Result<i
     } else {
         println!("{total} policies: {same} match, {differ} differ{}", if failed > 0 { format!(", {failed} failed") } else { String::new() });
     }
-    Ok(if failed > 0 {
-        EXIT_ERROR
+    if failed > 0 {
+        Err(CliError::Reported)
     } else if differ > 0 && !accept {
-        EXIT_POLICY
+        Err(CliError::Invalid)
     } else {
-        EXIT_OK
-    })
+        Ok(())
+    }
 }

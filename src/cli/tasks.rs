@@ -1,7 +1,7 @@
 //! `d2c tasks`: write examples of the synthetic task language (the held-out set by default).
 
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::train::{tasks, write_jsonl};
+use super::CliResult;
+use d2c::train::{tasks, write_jsonl};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -24,17 +24,9 @@ pub struct TasksArgs {
     preset: String,
 }
 
-pub fn run(a: TasksArgs) -> i32 {
-    match write_tasks(&a) {
-        Ok(msg) => {
-            eprintln!("{msg}");
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ERROR
-        }
-    }
+pub fn run(a: TasksArgs) -> CliResult {
+    eprintln!("{}", write_tasks(&a)?);
+    Ok(())
 }
 
 fn write_tasks(a: &TasksArgs) -> Result<String, String> {

@@ -1,8 +1,8 @@
 //! `d2c trace show TRACE.json --svg OUT.svg [--html OUT.html]`: the refresh-map picture of a
-//! `--trace` file ([`crate::picture`]).
+//! `--trace` file ([`d2c::picture`]).
 
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::picture::{html, svg, TraceView};
+use super::CliResult;
+use d2c::picture::{html, svg, TraceView};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -38,15 +38,9 @@ struct ShowArgs {
     model: Option<PathBuf>,
 }
 
-pub fn run(a: TraceArgs) -> i32 {
+pub fn run(a: TraceArgs) -> CliResult {
     let TraceCmd::Show(s) = a.cmd;
-    match show(s) {
-        Ok(()) => EXIT_OK,
-        Err(msg) => {
-            eprintln!("error: {msg}");
-            EXIT_ERROR
-        }
-    }
+    Ok(show(s)?)
 }
 
 fn show(a: ShowArgs) -> Result<(), String> {
@@ -58,7 +52,7 @@ fn show(a: ShowArgs) -> Result<(), String> {
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
     let mut view = TraceView::from_json(&v, &name, a.seq)?;
     if let Some(m) = &a.model {
-        let tok = crate::model::tokenizer::TextTokenizer::from_dir(&crate::engine::folder_of(m))
+        let tok = d2c::model::tokenizer::TextTokenizer::from_dir(&d2c::engine::folder_of(m))
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: no tokenizer", m.display()))?;
         view.label_with(|id| tok.piece(id));

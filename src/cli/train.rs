@@ -1,8 +1,9 @@
 //! `d2c train`: train the tiny masked-diffusion model on the synthetic task language and write
 //! a Hugging Face style folder, plus the held-out tasks it never saw.
 
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::train::{self, tasks, TrainOptions};
+use super::CliResult;
+use d2c::engine::Engine;
+use d2c::train::{self, tasks, TrainOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -64,14 +65,8 @@ pub struct TrainArgs {
     eval_every: usize,
 }
 
-pub fn run(a: TrainArgs) -> i32 {
-    match train_inner(a) {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_ERROR
-        }
-    }
+pub fn run(a: TrainArgs) -> CliResult {
+    Ok(train_inner(a)?)
 }
 
 fn train_inner(a: TrainArgs) -> Result<(), String> {
@@ -120,7 +115,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     let out = o.out.clone();
     let eval_every = a.eval_every;
     let gens = probe_canvases(o.gen_max);
-    let mut on_progress = |p: &train::Progress, vm: &candle_nn::VarMap| -> crate::error::Result<()> {
+    let mut on_progress = |p: &train::Progress, vm: &candle_nn::VarMap| -> d2c::error::Result<()> {
         eprintln!("step {:>6}  loss {:.4}  lr {:.2e}  {:.0}s", p.step, p.loss, p.lr, p.elapsed_s);
         if eval_every > 0 && p.step.is_multiple_of(eval_every) && p.step < o.last_step() {
             train::save(vm, &out)?;
@@ -149,7 +144,7 @@ fn probe_canvases(gen_max: usize) -> Vec<usize> {
 }
 
 /// "held-out exact match (no cache, gen G, N tasks): X% [kind a%, ...]".
-fn probe_line(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> crate::error::Result<String> {
+fn probe_line(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> d2c::error::Result<String> {
     let r = probe_report(dir, probe, gen)?;
     let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     let kinds: Vec<String> = r
@@ -164,14 +159,11 @@ fn probe_line(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> cr
 }
 
 /// No-cache decoding of `probe` by the checkpoint in `dir` on a `gen`-token canvas (one block).
-fn probe_report(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> crate::error::Result<crate::eval::EvalReport> {
-    let model = crate::model::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
-    let tok = crate::model::tokenizer::TextTokenizer::from_dir(dir)?.ok_or_else(|| crate::error::Error::Other("no tokenizer.json".into()))?;
-    let src = super::default_policy();
+fn probe_report(dir: &std::path::Path, probe: &[tasks::Example], gen: usize) -> d2c::error::Result<d2c::eval::EvalReport> {
+    let engine = Engine::load(Some(dir), d2c::model::linear::WeightType::Dense(candle_core::DType::F32))?;
     let canvas = [format!("gen_length={gen}"), format!("block_length={gen}")];
-    let (sets, _, _) = super::model_defaults(dir, &src, &canvas).map_err(crate::error::Error::Other)?;
-    let plan = super::compile_or_report(&src, &sets, super::ErrorFormat::Human)
-        .map_err(|_| crate::error::Error::Other("the embedded policy does not compile".into()))?
-        .plan;
-    crate::eval::evaluate(&model, &tok, &plan, probe)
+    let prepared = engine
+        .prepare(&super::default_policy(), &canvas)?
+        .map_err(|f| d2c::error::Error::Other(format!("the embedded policy does not compile at gen {gen}: {:?}", f.diagnostics)))?;
+    d2c::eval::evaluate(&engine, &prepared, probe)
 }

@@ -3,8 +3,8 @@
 //! rows the step recomputed in reverse video — redrawn in place after every step. Not used
 //! when stdout is not a terminal; on a narrow one, tokens wrap and long ones are cut.
 
-use crate::model::tokenizer::TextTokenizer;
-use crate::runtime::Progress;
+use d2c::model::tokenizer::TextTokenizer;
+use d2c::runtime::Progress;
 use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;

@@ -45,17 +45,8 @@ pub struct Policies {
 impl Policies {
     /// The policy files' names (without `.pol`), sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "pol"))
-                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        let files = crate::compile::policy_files(&self.dir).unwrap_or_default();
+        files.iter().filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).collect()
     }
 
     /// `name` (or the default) as a policy source; only plain names inside the folder.
@@ -235,12 +226,18 @@ fn prepare(engine: &Engine, policies: &Policies, job: &Job) -> Result<(Prepared,
             prompt_ids(tok, engine.template.as_ref(), m, false).map_err(|e| ApiError::bad(e.to_string(), Some("messages"), "invalid_messages"))?
         }
     };
-    let gen = prepared.compiled.plan.schedule.gen_length.as_usize().unwrap_or(0);
-    engine.check_prompts(std::slice::from_ref(&ids), gen).map_err(|e| {
-        let param = if e.to_string().contains("maximum sequence length") { "max_tokens" } else { "prompt" };
-        ApiError::bad(e.to_string().trim_start_matches("invalid input: ").to_string(), Some(param), "invalid_prompt")
-    })?;
+    engine.check_prompts(std::slice::from_ref(&ids), prepared.settings.gen).map_err(prompt_error)?;
     Ok((prepared, ids))
+}
+
+/// A prompt the model cannot take, as the request field at fault.
+fn prompt_error(e: Error) -> ApiError {
+    match e {
+        Error::PromptTooLong { .. } => ApiError::bad(e.to_string(), Some("max_tokens"), "invalid_prompt"),
+        Error::Input(message) => ApiError::bad(message, Some("prompt"), "invalid_prompt"),
+        Error::TokenOutOfRange { .. } => ApiError::bad(e.to_string(), Some("prompt"), "invalid_prompt"),
+        other => internal(other),
+    }
 }
 
 /// Answer a member's job with its result.
@@ -251,7 +248,7 @@ fn answer(engine: &Engine, l: Live, result: crate::error::Result<crate::runtime:
             let err = match &e {
                 Error::Cancelled if Instant::now() >= l.job.deadline => ApiError::bad("the request timed out", None, "timeout").with_status(504),
                 Error::Cancelled => ApiError::bad("the client went away", None, "cancelled").with_status(499),
-                other => internal(Error::Other(other.to_string())),
+                _ => internal(e),
             };
             let _ = l.job.events.send(Event::Failed(err));
             return;

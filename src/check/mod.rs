@@ -9,7 +9,7 @@ mod rules;
 mod values;
 
 use crate::diag::{did_you_mean, Diagnostic};
-use crate::plan::{Commit, CommitRule, Layers, Needs, Plan, Quirks, Refresh, Schedule, Score, Val};
+use crate::plan::{Commit, CommitRule, Layers, Needs, Plan, Quirk, Quirks, Refresh, Schedule, Score, Val};
 use crate::syntax::{Expr, PolicyFile, Section, Span, Stmt};
 use std::collections::{BTreeMap, HashSet};
 
@@ -265,17 +265,10 @@ impl<'a> Ck<'a> {
     }
 
     fn quirks(&mut self, s: Option<&'a Section>, has_cache: bool) -> Quirks {
-        const KEYS: &[&str] =
-            &["frozen_confidence_cache", "stale_rows_are_candidates", "window_rounds_to_masked", "first_predecessor_after_rollout", "batch_global_scores"];
-        let mut q = Quirks {
-            frozen_confidence_cache: Val::Bool(false),
-            stale_rows_are_candidates: Val::Bool(false),
-            window_rounds_to_masked: Val::Bool(false),
-            first_predecessor_after_rollout: Val::Bool(false),
-            batch_global_scores: Val::Bool(false),
-        };
+        let keys: Vec<&str> = Quirk::ALL.iter().map(|q| q.name()).collect();
+        let mut q = Quirks::default();
         let Some(s) = s else { return q };
-        let a = self.assigns(s, KEYS);
+        let a = self.assigns(s, &keys);
         for (k, e) in a {
             let Some(v) = self.value(e, Ty::Bool, &k) else { continue };
             if !has_cache && matches!(v, Val::Bool(true)) {
@@ -284,12 +277,8 @@ impl<'a> Ck<'a> {
                         .with_help("remove it, or add a `cache` section"),
                 );
             }
-            match k.as_str() {
-                "frozen_confidence_cache" => q.frozen_confidence_cache = v,
-                "stale_rows_are_candidates" => q.stale_rows_are_candidates = v,
-                "window_rounds_to_masked" => q.window_rounds_to_masked = v,
-                "batch_global_scores" => q.batch_global_scores = v,
-                _ => q.first_predecessor_after_rollout = v,
+            if let Some(quirk) = Quirk::named(&k) {
+                q.0.insert(quirk, v);
             }
         }
         q

@@ -205,24 +205,64 @@ pub struct Refresh {
     pub shift_for_shifted_logits: bool,
 }
 
-/// Reference behaviours kept as explicit, named choices (oracle README §6).
-#[derive(Debug, Clone, Serialize)]
-pub struct Quirks {
+/// A reference behaviour kept as an explicit, named choice (oracle README §6 and §8.3), so
+/// parity with the reference is one switch and the corrected behaviour the other. Every quirk
+/// is off unless a policy's `quirks` section turns it on. A new quirk is a variant here (with
+/// its name and doc) and the place in the runtime that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quirk {
     /// §6.1: the confidence cache keeps step-0 confidences for the whole generation.
-    pub frozen_confidence_cache: Val,
+    FrozenConfidenceCache,
     /// §6.2: masked rows that were not recomputed stay commit candidates (conf 1/V, token 0).
-    pub stale_rows_are_candidates: Val,
+    StaleRowsAreCandidates,
     /// §6.3: the lookahead window rounds to the number of still-masked in-block positions.
-    pub window_rounds_to_masked: Val,
+    WindowRoundsToMasked,
     /// §8.3 (shifted-logit models): the row deciding canvas position 0 (the last prompt row)
     /// is assigned after the rollout rule, so it can also remove a rollout pick.
-    pub first_predecessor_after_rollout: Val,
+    FirstPredecessorAfterRollout,
     /// §6.8 / top_up: in a batch, the in-block bias is the maximum over every sequence and
     /// every sequence pushes the same number of rows (the best unselected ones fill up the
     /// shorter sets). Off, a sequence's rows and tokens do not depend on its batch: the
     /// in-block bias is its own maximum and shorter row sets are padded with repeats of
     /// their last row, which rewrite the same K/V. No effect on a single sequence.
-    pub batch_global_scores: Val,
+    BatchGlobalScores,
+}
+
+impl Quirk {
+    pub const ALL: [Quirk; 5] = [
+        Quirk::FrozenConfidenceCache,
+        Quirk::StaleRowsAreCandidates,
+        Quirk::WindowRoundsToMasked,
+        Quirk::FirstPredecessorAfterRollout,
+        Quirk::BatchGlobalScores,
+    ];
+
+    /// The key in a policy's `quirks` section.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quirk::FrozenConfidenceCache => "frozen_confidence_cache",
+            Quirk::StaleRowsAreCandidates => "stale_rows_are_candidates",
+            Quirk::WindowRoundsToMasked => "window_rounds_to_masked",
+            Quirk::FirstPredecessorAfterRollout => "first_predecessor_after_rollout",
+            Quirk::BatchGlobalScores => "batch_global_scores",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Quirk> {
+        Quirk::ALL.into_iter().find(|q| q.name() == name)
+    }
+}
+
+/// Every quirk with its value (a bool, or a parameter until folded), in [`Quirk::ALL`] order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quirks(pub BTreeMap<Quirk, Val>);
+
+impl Default for Quirks {
+    /// Every quirk off.
+    fn default() -> Self {
+        Quirks(Quirk::ALL.into_iter().map(|q| (q, Val::Bool(false))).collect())
+    }
 }
 
 /// dLLM-Cache's per-layer refresh schedule (the `layers` section). Every row flows through

@@ -92,11 +92,8 @@ pub fn to_text(p: &Plan) -> String {
         };
         o += &format!("  {:<15} {}  @{}:{}\n", "refresh.rows", op, r.span.line, r.span.col);
     }
-    let q = &p.quirks;
-    o += &format!(
-        "  quirks          frozen_confidence_cache={} stale_rows_are_candidates={} window_rounds_to_masked={} first_predecessor_after_rollout={} batch_global_scores={}\n",
-        v(&q.frozen_confidence_cache), v(&q.stale_rows_are_candidates), v(&q.window_rounds_to_masked), v(&q.first_predecessor_after_rollout), v(&q.batch_global_scores)
-    );
+    let quirks: Vec<String> = p.quirks.0.iter().map(|(q, x)| format!("{}={}", q.name(), v(x))).collect();
+    o += &format!("  quirks          {}\n", quirks.join(" "));
     if let Some(l) = &p.layers {
         o += &format!(
             "  {:<15} prompt every {}, response every {}, adaptive ratio {}, first layer full {}  @{}:{}\n",

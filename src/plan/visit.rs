@@ -78,14 +78,7 @@ impl Plan {
         for r in &mut self.refresh.rows {
             r.op.vals_mut(f);
         }
-        let q = &mut self.quirks;
-        for v in [
-            &mut q.frozen_confidence_cache,
-            &mut q.stale_rows_are_candidates,
-            &mut q.window_rounds_to_masked,
-            &mut q.first_predecessor_after_rollout,
-            &mut q.batch_global_scores,
-        ] {
+        for v in self.quirks.0.values_mut() {
             f(v);
         }
         if let Some(l) = self.layers.as_mut() {

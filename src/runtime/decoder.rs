@@ -20,7 +20,7 @@ use super::scores::{eval, DensityMemo, ScoreInputs};
 use super::settings::{DecodeSettings, FullAt};
 use crate::error::{Error, Result};
 use crate::model::{DiffusionModel, ForwardOutput, ForwardRequest, KvStore, LayerCache, LayeredRequest, ModelInfo};
-use crate::plan::RolloutMode;
+use crate::plan::{Quirk, RolloutMode};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::Duration;
@@ -217,7 +217,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             });
         let mut sets: Vec<Vec<bool>> =
             active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
-        if !full && active.len() > 1 && self.set.quirks.batch_global_scores {
+        if !full && active.len() > 1 && self.set.quirks.on(Quirk::BatchGlobalScores) {
             // The reference pushes equal row counts for every sequence of a batch.
             let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.importance[s].clone()).collect();
             let dens: Vec<Vec<f64>> = active.iter().map(|&s| self.window_density[s].clone()).collect();
@@ -243,7 +243,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             .zip(&positions)
             .map(|(&s, pos)| {
                 let all = self.set.reads_outside_block()
-                    || (self.set.needs.confidence_cache && (!self.set.quirks.frozen_confidence_cache || self.conf_cache[s].is_none()));
+                    || (self.set.needs.confidence_cache && (!self.set.quirks.on(Quirk::FrozenConfidenceCache) || self.conf_cache[s].is_none()));
                 (0..pos.len())
                     .filter(|&r| self.logits_map.decided_by(pos[r]).is_some_and(|j| self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
                     .collect()
@@ -343,7 +343,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             }
             let remaining: Vec<bool> = self.canvas[s].iter().map(|&x| x == mask).collect();
             let decoded: Vec<bool> = remaining.iter().map(|m| !m).collect();
-            let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.set.quirks.stale_rows_are_candidates);
+            let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.set.quirks.on(Quirk::StaleRowsAreCandidates));
             let candidates: Vec<usize> = (0..g).filter(|&i| st.block_seen[s][i] && eligible(i)).collect();
             let inp = ScoreInputs { rows: &rows, cached_conf: self.conf_cache[s].as_deref(), decoded: &decoded };
             let mut score = eval(&self.set.commit_score, &inp, &mut DensityMemo::new());
@@ -390,7 +390,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         let raw: Vec<f64> = rows.iter().zip(remaining).map(|(r, &m)| if m { r.conf } else { f64::NEG_INFINITY }).collect();
         match self.conf_cache[s].as_mut() {
             None => self.conf_cache[s] = Some(raw),
-            Some(c) if !self.set.quirks.frozen_confidence_cache => {
+            Some(c) if !self.set.quirks.on(Quirk::FrozenConfidenceCache) => {
                 for (i, r) in rows.iter().enumerate() {
                     if r.recomputed && remaining[i] {
                         c[i] = raw[i];

@@ -10,6 +10,7 @@
 use super::kernels::{nucleus, top_k};
 use super::scores::{eval, DensityMemo, RowStat, ScoreInputs};
 use super::settings::{DecodeSettings, Pick, RowRule, Window};
+use crate::plan::Quirk;
 
 /// Where canvas positions sit among the model's rows, for a model whose logits for position
 /// `i` come from row `i - shift`.
@@ -63,7 +64,7 @@ pub struct StepView<'a> {
 /// in-block bias may use the batch-global maximum (oracle §6.8, quirk `batch_global_scores`;
 /// otherwise each sequence's own).
 pub fn window_scores(set: &DecodeSettings, views: &[StepView]) -> Vec<Vec<Vec<f64>>> {
-    let global = set.quirks.batch_global_scores;
+    let global = set.quirks.on(Quirk::BatchGlobalScores);
     let mut per_rule = Vec::new();
     for rule in &set.rows {
         if let RowRule::MaskedTopK { score, prefer_block, .. } = rule {
@@ -115,10 +116,10 @@ fn lookahead(v: &StepView, k: usize, rounds_to_masked: bool) -> (usize, usize) {
 pub fn select_rows(set: &DecodeSettings, v: &StepView, seq: usize, window: &[Vec<Vec<f64>>]) -> Vec<bool> {
     let (map, g) = (v.map, v.masked_after.len());
     let mut q = vec![false; map.len()];
-    let rounds = set.quirks.window_rounds_to_masked;
+    let rounds = set.quirks.on(Quirk::WindowRoundsToMasked);
     // Oracle §8.3: the reference assigns the row of canvas position 0 (the last prompt row
     // on a shifted model) only after the rollout nucleus, replacing whatever it picked.
-    let late_first = map.shift > 0 && set.quirks.first_predecessor_after_rollout;
+    let late_first = map.shift > 0 && set.quirks.on(Quirk::FirstPredecessorAfterRollout);
     let mut pending_first: Option<bool> = None;
     let mut wi = 0;
     for rule in &set.rows {

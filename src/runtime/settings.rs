@@ -10,7 +10,8 @@
 use super::commit::CommitCount;
 use super::sampling::Sampling;
 use crate::error::{Error, Result};
-use crate::plan::{self, CommitRule, FullWhen, Needs, Plan, RolloutMode, RowOp, Val};
+use crate::plan::{self, CommitRule, FullWhen, Needs, Plan, Quirk, RolloutMode, RowOp, Val};
+use std::collections::BTreeSet;
 
 /// A score expression with its constants in place (`if` is gone after folding).
 #[derive(Debug, Clone, PartialEq)]
@@ -73,14 +74,14 @@ pub enum RowRule {
     Inflate { w: usize },
 }
 
-/// The reference behaviours of [`crate::plan::Quirks`], as flags.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct QuirkFlags {
-    pub frozen_confidence_cache: bool,
-    pub stale_rows_are_candidates: bool,
-    pub window_rounds_to_masked: bool,
-    pub first_predecessor_after_rollout: bool,
-    pub batch_global_scores: bool,
+/// The reference behaviours a plan turns on ([`Quirk`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuirkFlags(BTreeSet<Quirk>);
+
+impl QuirkFlags {
+    pub fn on(&self, q: Quirk) -> bool {
+        self.0.contains(&q)
+    }
 }
 
 /// dLLM-Cache's per-layer schedule (the `layers` section).
@@ -126,7 +127,6 @@ impl DecodeSettings {
             CommitRule::Threshold { threshold, min } => CommitCount::Threshold { threshold: num(threshold, "threshold")?, min: count(min, "min")? },
             CommitRule::Factor { factor, min } => CommitCount::Factor { factor: num(factor, "factor")?, min: count(min, "min")? },
         };
-        let q = &plan.quirks;
         Ok(DecodeSettings {
             policy: plan.policy.clone(),
             gen,
@@ -145,13 +145,9 @@ impl DecodeSettings {
             full: plan.refresh.full.iter().map(|f| full_at(&f.when)).collect::<Result<_>>()?,
             rows: plan.refresh.rows.iter().map(|r| row_rule(&r.op)).collect::<Result<_>>()?,
             shift_for_shifted_logits: plan.refresh.shift_for_shifted_logits,
-            quirks: QuirkFlags {
-                frozen_confidence_cache: flag(&q.frozen_confidence_cache, "frozen_confidence_cache")?,
-                stale_rows_are_candidates: flag(&q.stale_rows_are_candidates, "stale_rows_are_candidates")?,
-                window_rounds_to_masked: flag(&q.window_rounds_to_masked, "window_rounds_to_masked")?,
-                first_predecessor_after_rollout: flag(&q.first_predecessor_after_rollout, "first_predecessor_after_rollout")?,
-                batch_global_scores: flag(&q.batch_global_scores, "batch_global_scores")?,
-            },
+            quirks: QuirkFlags(
+                plan.quirks.0.iter().filter(|(_, v)| v.as_bool() != Some(false)).map(|(&q, v)| flag(v, q.name()).map(|_| q)).collect::<Result<_>>()?,
+            ),
             layers: plan.layers.as_ref().map(layer_schedule).transpose()?,
             needs: plan.needs.clone(),
         })

@@ -19,12 +19,12 @@ pub struct TraceView {
     pub prompt_len: usize,
     pub gen_length: usize,
     pub block_length: Option<usize>,
-    pub steps: Vec<StepView>,
+    pub steps: Vec<StepCells>,
     /// Token text for committed ids (hover titles; ids when absent).
     pub labels: std::collections::HashMap<u32, String>,
 }
 
-pub struct StepView {
+pub struct StepCells {
     /// Absolute positions recomputed; None = every row (a full forward).
     pub rows: Option<Vec<usize>>,
     /// (position relative to the canvas, token id).
@@ -88,7 +88,7 @@ impl TraceView {
                 (_, true) => rows,
                 _ => Some(layers.first().map(|first| first.iter().copied().filter(|r| layers.iter().all(|l| l.contains(r))).collect()).unwrap_or_default()),
             };
-            steps.push(StepView { rows, committed, layers });
+            steps.push(StepCells { rows, committed, layers });
         }
         Ok(TraceView {
             policy: v.get("policy").or_else(|| v.get("name")).and_then(|p| p.as_str()).unwrap_or("policy").to_string(),
@@ -106,7 +106,7 @@ impl TraceView {
     }
 }
 
-impl StepView {
+impl StepCells {
     /// Rows the step computed: all, the recomputed set, or for dLLM-Cache the mean over layers.
     fn rows_computed(&self, canvas: usize) -> usize {
         if !self.layers.is_empty() {

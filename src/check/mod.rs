@@ -90,7 +90,7 @@ impl Checked {
     }
 }
 
-pub(crate) struct Ck<'a> {
+pub(crate) struct Checker<'a> {
     file: &'a PolicyFile,
     params: BTreeMap<String, ParamInfo>,
     used: HashSet<String>,
@@ -105,7 +105,7 @@ pub(crate) struct Ck<'a> {
 
 const SECTIONS: &[&str] = &["schedule", "decode", "cache", "layers", "quirks"];
 
-impl<'a> Ck<'a> {
+impl<'a> Checker<'a> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
@@ -285,7 +285,7 @@ impl<'a> Ck<'a> {
     }
 }
 
-impl<'a> Ck<'a> {
+impl<'a> Checker<'a> {
     fn layers(&mut self, s: Option<&'a Section>, has_cache: bool) -> Option<Layers> {
         const KEYS: &[&str] = &["prompt_every", "response_every", "adaptive_ratio", "first_layer_full"];
         let s = s?;
@@ -338,8 +338,15 @@ impl<'a> Ck<'a> {
 
 /// Check `file` and lower it to a plan if it has no errors.
 pub fn check(file: &PolicyFile) -> Checked {
-    let mut ck =
-        Ck { file, params: BTreeMap::new(), used: HashSet::new(), diags: Vec::new(), constraints: Vec::new(), named_score: None, misspelt: HashSet::new() };
+    let mut ck = Checker {
+        file,
+        params: BTreeMap::new(),
+        used: HashSet::new(),
+        diags: Vec::new(),
+        constraints: Vec::new(),
+        named_score: None,
+        misspelt: HashSet::new(),
+    };
     ck.declare_params();
     let secs = ck.sections();
     let schedule = ck.schedule(secs.get("schedule").copied());

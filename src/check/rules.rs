@@ -1,7 +1,7 @@
 //! The rule statements of `decode` (how tokens are committed) and `cache` (which rows each
 //! step recomputes), lowered to plan ops that keep their rule's span.
 
-use super::{commit_of, default_commit_score, empty_refresh, Bound, Ck, Ty};
+use super::{commit_of, default_commit_score, empty_refresh, Bound, Checker, Ty};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::plan::{Commit, CommitRule, FullRefresh, FullWhen, Refresh, RolloutMode, RolloutPick, RowOp, RowRule, Val, Window};
 use crate::syntax::{Call, Expr, Part, Rule, Section, Stmt};
@@ -29,7 +29,7 @@ fn split(r: &Rule) -> Parts<'_> {
     p
 }
 
-impl<'a> Ck<'a> {
+impl<'a> Checker<'a> {
     /// Report the rule's first part (the one the parser could not place) as unexpected.
     fn unexpected(&mut self, r: &Rule, allowed: &str) {
         if let Some(part) = r.parts.first() {

@@ -1,13 +1,13 @@
 //! Resolving expressions to typed plan values and score expressions.
 
-use super::{Bound, Ck, Ty};
+use super::{Bound, Checker, Ty};
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::plan::{Score, Val};
 use crate::syntax::{BinOp, Call, Expr};
 
 pub const SCORES: &[&str] = &["confidence", "margin", "neg_entropy", "cached_confidence"];
 
-impl Ck<'_> {
+impl Checker<'_> {
     /// A value of type `want`: a literal or a parameter of a compatible type.
     pub fn value(&mut self, e: &Expr, want: Ty, what: &str) -> Option<Val> {
         match (e, want) {

@@ -115,7 +115,7 @@ fn train_inner(a: TrainArgs) -> Result<(), String> {
     let out = o.out.clone();
     let eval_every = a.eval_every;
     let gens = probe_canvases(o.gen_max);
-    let mut on_progress = |p: &train::Progress, vm: &candle_nn::VarMap| -> d2c::error::Result<()> {
+    let mut on_progress = |p: &train::TrainProgress, vm: &candle_nn::VarMap| -> d2c::error::Result<()> {
         eprintln!("step {:>6}  loss {:.4}  lr {:.2e}  {:.0}s", p.step, p.loss, p.lr, p.elapsed_s);
         if eval_every > 0 && p.step.is_multiple_of(eval_every) && p.step < o.last_step() {
             train::save(vm, &out)?;

@@ -9,7 +9,7 @@
 //! nobody waits for a batch to drain. Per-layer (dLLM-Cache) forwards run alone inside the
 //! same step.
 
-use super::decoder::{Decoder, Fresh, StepRows};
+use super::decoder::{Decoder, ForwardResult, StepRows};
 use super::options::RunOptions;
 use super::output::{RunOutput, StepRecord};
 use super::settings::DecodeSettings;
@@ -113,8 +113,8 @@ impl<'m, M: DiffusionModel + ?Sized> Batch<'m, M> {
 /// This step's forwards: the plain ones as one [`DiffusionModel::forward_many`], the
 /// per-layer ones each alone. Per member, what came back and the model time charged to it
 /// (a shared forward's time split by rows).
-fn forward_all<M: DiffusionModel + ?Sized>(model: &M, members: &mut [Member<'_, M>], rows: &[(StepRows, Duration)]) -> Vec<Result<(Fresh, Duration)>> {
-    let mut out: Vec<Option<Result<(Fresh, Duration)>>> = (0..members.len()).map(|_| None).collect();
+fn forward_all<M: DiffusionModel + ?Sized>(model: &M, members: &mut [Member<'_, M>], rows: &[(StepRows, Duration)]) -> Vec<Result<(ForwardResult, Duration)>> {
+    let mut out: Vec<Option<Result<(ForwardResult, Duration)>>> = (0..members.len()).map(|_| None).collect();
     let mut plain = Vec::new();
     for (i, m) in members.iter_mut().enumerate() {
         if m.dec.is_layered() {

@@ -81,7 +81,7 @@ impl StepRows {
 }
 
 /// What a forward returns, on the host.
-pub(super) struct Fresh {
+pub(super) struct ForwardResult {
     /// Per active sequence, per logit row.
     logits: Vec<Vec<Vec<f32>>>,
     /// Per layer, per active sequence, (query rows x T) head-mean attention.
@@ -162,7 +162,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     /// Everything after the forward: commit, refresh, accounting (`before` is the policy time
     /// spent choosing the rows, `model` the forward's). Fails when the step committed nothing,
     /// which would otherwise loop for ever.
-    pub(super) fn finish_step(&mut self, st: &StepRows, fresh: &Fresh, details: bool, before: Duration, model: Duration) -> Result<StepRecord> {
+    pub(super) fn finish_step(&mut self, st: &StepRows, fresh: &ForwardResult, details: bool, before: Duration, model: Duration) -> Result<StepRecord> {
         let t = std::time::Instant::now();
         let (mut rec, commits) = self.commit(st, fresh, details);
         if rec.committed.iter().all(|c| c.is_empty()) {
@@ -279,14 +279,14 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     }
 
     /// A plain forward's output, on the host.
-    pub(super) fn receive(&mut self, out: ForwardOutput) -> Result<Fresh> {
+    pub(super) fn receive(&mut self, out: ForwardOutput) -> Result<ForwardResult> {
         let attention = download_attention(&out.attention)?;
         self.stats.host_copies += out.uploads + 1 + !out.attention.is_empty() as usize;
-        Ok(Fresh { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })
+        Ok(ForwardResult { logits: out.logits.to_vec3()?, attention, layer_rows: Vec::new() })
     }
 
     /// Phase 2: one forward over the chosen rows; logits and attention back on the host.
-    pub(super) fn forward(&mut self, st: &StepRows) -> Result<Fresh> {
+    pub(super) fn forward(&mut self, st: &StepRows) -> Result<ForwardResult> {
         let map = self.logits_map;
         match (&self.set.layers, self.layer_cache.as_mut()) {
             (Some(lp), Some(lc)) => {
@@ -305,7 +305,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 let all: Vec<Vec<Vec<f32>>> = out.logits.to_vec3()?;
                 let logits =
                     st.logit_rows.iter().enumerate().map(|(a, rows)| rows.iter().map(|&r| all[a][st.positions[a][r] - from].clone()).collect()).collect();
-                Ok(Fresh { logits, attention: Vec::new(), layer_rows: out.refreshed })
+                Ok(ForwardResult { logits, attention: Vec::new(), layer_rows: out.refreshed })
             }
             _ => {
                 let out = self.model.forward(&self.request(st), &mut self.kv)?;
@@ -316,7 +316,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
 
     /// Phase 3: statistics of every masked position, the commit score, the commit rule; then
     /// the confidence cache and the rollout importance the refresh rules will read.
-    fn commit(&mut self, st: &StepRows, fresh: &Fresh, details: bool) -> (StepRecord, Vec<SeqCommit>) {
+    fn commit(&mut self, st: &StepRows, fresh: &ForwardResult, details: bool) -> (StepRecord, Vec<SeqCommit>) {
         let (g, b, mask) = (self.set.gen, self.canvas.len(), self.info.mask_id);
         let mut rec = StepRecord {
             step: self.step,
@@ -439,7 +439,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     }
 
     /// Phase 5: counts, FLOPs and times of the step.
-    fn account(&mut self, st: &StepRows, fresh: &Fresh, policy: Duration, model: Duration) {
+    fn account(&mut self, st: &StepRows, fresh: &ForwardResult, policy: Duration, model: Duration) {
         let (n, t) = (st.active.len(), self.logits_map.len());
         let s = &mut self.stats;
         s.policy_time += policy;

@@ -9,7 +9,7 @@
 
 use super::kernels::{nucleus, top_k};
 use super::scores::{eval, DensityMemo, RowStat, ScoreInputs};
-use super::settings::{DecodeSettings, Pick, RowRule, Window};
+use super::settings::{CandidateWindow, DecodeSettings, Pick, RefreshRule};
 use crate::plan::Quirk;
 
 /// Where canvas positions sit among the model's rows, for a model whose logits for position
@@ -67,7 +67,7 @@ pub fn window_scores(set: &DecodeSettings, views: &[StepView]) -> Vec<Vec<Vec<f6
     let global = set.quirks.on(Quirk::BatchGlobalScores);
     let mut per_rule = Vec::new();
     for rule in &set.rows {
-        if let RowRule::MaskedTopK { score, prefer_block, .. } = rule {
+        if let RefreshRule::MaskedTopK { score, prefer_block, .. } = rule {
             let mut all: Vec<Vec<f64>> = views
                 .iter()
                 .map(|v| {
@@ -124,14 +124,14 @@ pub fn select_rows(set: &DecodeSettings, v: &StepView, seq: usize, window: &[Vec
     let mut wi = 0;
     for rule in &set.rows {
         match rule {
-            RowRule::MaskedTopK { k, window: w, .. } => {
+            RefreshRule::MaskedTopK { k, window: w, .. } => {
                 let k = *k;
                 let sc = &window[wi][seq];
                 wi += 1;
                 let (lo, hi) = match w {
-                    Window::Block => (v.block.0, v.block.1 - 1),
-                    Window::All => (0, g - 1),
-                    Window::Lookahead { k } => lookahead(v, *k, rounds),
+                    CandidateWindow::Block => (v.block.0, v.block.1 - 1),
+                    CandidateWindow::All => (0, g - 1),
+                    CandidateWindow::Lookahead { k } => lookahead(v, *k, rounds),
                 };
                 let cands = (lo..=hi).filter(|&i| v.masked_after[i]);
                 let picked = top_k(sc, cands, k.min(g));
@@ -142,8 +142,8 @@ pub fn select_rows(set: &DecodeSettings, v: &StepView, seq: usize, window: &[Vec
                     q[map.logit_row(i)] = true;
                 }
             }
-            RowRule::Committed => v.committed.iter().for_each(|&i| q[map.token_row(i)] = true),
-            RowRule::Rollout { pick, .. } => {
+            RefreshRule::Committed => v.committed.iter().for_each(|&i| q[map.token_row(i)] = true),
+            RefreshRule::Rollout { pick, .. } => {
                 let Some(gi) = v.importance else { continue };
                 let free: Vec<bool> = q.iter().map(|x| !x).collect();
                 let picked = match pick {
@@ -156,14 +156,14 @@ pub fn select_rows(set: &DecodeSettings, v: &StepView, seq: usize, window: &[Vec
                     q[map.logit_row(0)] = first;
                 }
             }
-            RowRule::Block => (v.block.0..v.block.1).for_each(|i| q[map.logit_row(i)] = true),
-            RowRule::Suffix => (v.block.1..g).for_each(|i| q[map.logit_row(i)] = true),
-            RowRule::Prompt { every } => {
+            RefreshRule::Block => (v.block.0..v.block.1).for_each(|i| q[map.logit_row(i)] = true),
+            RefreshRule::Suffix => (v.block.1..g).for_each(|i| q[map.logit_row(i)] = true),
+            RefreshRule::Prompt { every } => {
                 if v.next_step.is_multiple_of(*every) {
                     q[..map.prompt_len].iter_mut().for_each(|x| *x = true);
                 }
             }
-            RowRule::Inflate { w } => {
+            RefreshRule::Inflate { w } => {
                 if let Some(first) = pending_first.take() {
                     q[map.logit_row(0)] = first;
                 }

@@ -2,7 +2,7 @@
 
 use super::kernels::certainty_density;
 pub use super::sampling::RowStat;
-use super::settings::Score;
+use super::settings::ScoreExpr;
 
 /// Inputs a score expression can read, over the generation canvas.
 pub struct ScoreInputs<'a> {
@@ -37,23 +37,23 @@ impl Default for DensityMemo {
 }
 
 /// Evaluate `score` at every canvas position. `memo` must belong to `inp.decoded`.
-pub fn eval(score: &Score, inp: &ScoreInputs, memo: &mut DensityMemo) -> Vec<f64> {
+pub fn eval(score: &ScoreExpr, inp: &ScoreInputs, memo: &mut DensityMemo) -> Vec<f64> {
     let g = inp.rows.len();
     match score {
-        Score::Confidence => inp.rows.iter().map(|r| r.conf).collect(),
-        Score::Margin => inp.rows.iter().map(|r| r.margin).collect(),
-        Score::NegEntropy => inp.rows.iter().map(|r| r.neg_entropy).collect(),
-        Score::CachedConfidence => match inp.cached_conf {
+        ScoreExpr::Confidence => inp.rows.iter().map(|r| r.conf).collect(),
+        ScoreExpr::Margin => inp.rows.iter().map(|r| r.margin).collect(),
+        ScoreExpr::NegEntropy => inp.rows.iter().map(|r| r.neg_entropy).collect(),
+        ScoreExpr::CachedConfidence => match inp.cached_conf {
             Some(c) => c.to_vec(),
             None => inp.rows.iter().map(|r| r.conf).collect(),
         },
-        Score::Density { sigma } => memo.get(inp.decoded, *sigma).to_vec(),
-        Score::Const(v) => vec![*v; g],
-        Score::Mul(a, b) => {
+        ScoreExpr::Density { sigma } => memo.get(inp.decoded, *sigma).to_vec(),
+        ScoreExpr::Const(v) => vec![*v; g],
+        ScoreExpr::Mul(a, b) => {
             let (x, y) = (eval(a, inp, memo), eval(b, inp, memo));
             x.iter().zip(&y).map(|(p, q)| p * q).collect()
         }
-        Score::Add(a, b) => {
+        ScoreExpr::Add(a, b) => {
             let (x, y) = (eval(a, inp, memo), eval(b, inp, memo));
             x.iter().zip(&y).map(|(p, q)| p + q).collect()
         }

@@ -15,25 +15,25 @@ use std::collections::BTreeSet;
 
 /// A score expression with its constants in place (`if` is gone after folding).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Score {
+pub enum ScoreExpr {
     Confidence,
     Margin,
     NegEntropy,
     CachedConfidence,
     Density { sigma: f64 },
     Const(f64),
-    Mul(Box<Score>, Box<Score>),
-    Add(Box<Score>, Box<Score>),
+    Mul(Box<ScoreExpr>, Box<ScoreExpr>),
+    Add(Box<ScoreExpr>, Box<ScoreExpr>),
 }
 
-impl Score {
+impl ScoreExpr {
     /// True when the expression reads this step's row statistics (not only cached or
     /// positional values).
     pub fn reads_rows(&self) -> bool {
         match self {
-            Score::Confidence | Score::Margin | Score::NegEntropy => true,
-            Score::CachedConfidence | Score::Density { .. } | Score::Const(_) => false,
-            Score::Mul(a, b) | Score::Add(a, b) => a.reads_rows() || b.reads_rows(),
+            ScoreExpr::Confidence | ScoreExpr::Margin | ScoreExpr::NegEntropy => true,
+            ScoreExpr::CachedConfidence | ScoreExpr::Density { .. } | ScoreExpr::Const(_) => false,
+            ScoreExpr::Mul(a, b) | ScoreExpr::Add(a, b) => a.reads_rows() || b.reads_rows(),
         }
     }
 }
@@ -48,7 +48,7 @@ pub enum FullAt {
 
 /// Where a `masked top_k` rule looks for candidates.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Window {
+pub enum CandidateWindow {
     Block,
     Lookahead { k: usize },
     All,
@@ -64,8 +64,8 @@ pub enum Pick {
 
 /// One refresh rule (see [`crate::plan::RowOp`] for what each does).
 #[derive(Debug, Clone, PartialEq)]
-pub enum RowRule {
-    MaskedTopK { k: usize, score: Score, window: Window, prefer_block: bool },
+pub enum RefreshRule {
+    MaskedTopK { k: usize, score: ScoreExpr, window: CandidateWindow, prefer_block: bool },
     Committed,
     Rollout { pick: Pick, mode: RolloutMode },
     Block,
@@ -104,9 +104,9 @@ pub struct DecodeSettings {
     pub sampling: Sampling,
     pub seed: u64,
     pub commit: CommitCount,
-    pub commit_score: Score,
+    pub commit_score: ScoreExpr,
     pub full: Vec<FullAt>,
-    pub rows: Vec<RowRule>,
+    pub rows: Vec<RefreshRule>,
     /// Shifted-logit models: refresh rules select the predecessor row of a position.
     pub shift_for_shifted_logits: bool,
     pub quirks: QuirkFlags,
@@ -162,7 +162,7 @@ impl DecodeSettings {
     /// statistics, so every canvas row needs them after a forward.
     pub fn reads_outside_block(&self) -> bool {
         self.rows.iter().any(|r| match r {
-            RowRule::MaskedTopK { score, window, .. } => !matches!(window, Window::Block) && score.reads_rows(),
+            RefreshRule::MaskedTopK { score, window, .. } => !matches!(window, CandidateWindow::Block) && score.reads_rows(),
             _ => false,
         })
     }
@@ -192,17 +192,17 @@ fn period(v: &Val, what: &str) -> Result<usize> {
     }
 }
 
-fn score(s: &plan::Score) -> Result<Score> {
+fn score(s: &plan::Score) -> Result<ScoreExpr> {
     Ok(match s {
-        plan::Score::Confidence => Score::Confidence,
-        plan::Score::Margin => Score::Margin,
-        plan::Score::NegEntropy => Score::NegEntropy,
-        plan::Score::CachedConfidence => Score::CachedConfidence,
-        plan::Score::Density { sigma } => Score::Density { sigma: num(sigma, "sigma")? },
-        plan::Score::Const(v) => Score::Const(num(v, "score constant")?),
+        plan::Score::Confidence => ScoreExpr::Confidence,
+        plan::Score::Margin => ScoreExpr::Margin,
+        plan::Score::NegEntropy => ScoreExpr::NegEntropy,
+        plan::Score::CachedConfidence => ScoreExpr::CachedConfidence,
+        plan::Score::Density { sigma } => ScoreExpr::Density { sigma: num(sigma, "sigma")? },
+        plan::Score::Const(v) => ScoreExpr::Const(num(v, "score constant")?),
         plan::Score::If { cond, .. } => return Err(not_folded("if condition", "a bool", cond)),
-        plan::Score::Mul(a, b) => Score::Mul(Box::new(score(a)?), Box::new(score(b)?)),
-        plan::Score::Add(a, b) => Score::Add(Box::new(score(a)?), Box::new(score(b)?)),
+        plan::Score::Mul(a, b) => ScoreExpr::Mul(Box::new(score(a)?), Box::new(score(b)?)),
+        plan::Score::Add(a, b) => ScoreExpr::Add(Box::new(score(a)?), Box::new(score(b)?)),
     })
 }
 
@@ -214,29 +214,29 @@ fn full_at(w: &FullWhen) -> Result<FullAt> {
     })
 }
 
-fn row_rule(op: &RowOp) -> Result<RowRule> {
+fn row_rule(op: &RowOp) -> Result<RefreshRule> {
     Ok(match op {
         RowOp::MaskedTopK { k, score: s, window, prefer_block } => {
             let window = match window {
-                plan::Window::Block => Window::Block,
-                plan::Window::All => Window::All,
-                plan::Window::Lookahead { k } => Window::Lookahead { k: count(k, "lookahead")? },
+                plan::Window::Block => CandidateWindow::Block,
+                plan::Window::All => CandidateWindow::All,
+                plan::Window::Lookahead { k } => CandidateWindow::Lookahead { k: count(k, "lookahead")? },
             };
-            RowRule::MaskedTopK { k: count(k, "masked top_k")?, score: score(s)?, window, prefer_block: *prefer_block }
+            RefreshRule::MaskedTopK { k: count(k, "masked top_k")?, score: score(s)?, window, prefer_block: *prefer_block }
         }
-        RowOp::Committed => RowRule::Committed,
+        RowOp::Committed => RefreshRule::Committed,
         RowOp::Rollout { pick, mode } => {
             let pick = match pick {
                 plan::RolloutPick::TopP(p) => Pick::TopP(num(p, "rollout top_p")?),
                 plan::RolloutPick::TopK(k) => Pick::TopK(count(k, "rollout top_k")?),
                 plan::RolloutPick::Above(t) => Pick::Above(num(t, "rollout above")?),
             };
-            RowRule::Rollout { pick, mode: *mode }
+            RefreshRule::Rollout { pick, mode: *mode }
         }
-        RowOp::Block => RowRule::Block,
-        RowOp::Suffix => RowRule::Suffix,
-        RowOp::Prompt { every } => RowRule::Prompt { every: period(every, "prompt every")? },
-        RowOp::Inflate { w } => RowRule::Inflate { w: count(w, "inflate")? },
+        RowOp::Block => RefreshRule::Block,
+        RowOp::Suffix => RefreshRule::Suffix,
+        RowOp::Prompt { every } => RefreshRule::Prompt { every: period(every, "prompt every")? },
+        RowOp::Inflate { w } => RefreshRule::Inflate { w: count(w, "inflate")? },
     })
 }
 

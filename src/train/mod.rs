@@ -168,7 +168,7 @@ pub fn config(o: &TrainOptions) -> LladaConfig {
 }
 
 /// One training batch, right-padded.
-pub struct Batch {
+pub struct TrainBatch {
     pub ids: Tensor,
     pub targets: Tensor,
     pub key_ok: Tensor,
@@ -213,14 +213,14 @@ pub fn sample_seqs(enc: &Encoder, o: &TrainOptions, exclude: &HashSet<String>, r
 }
 
 /// Build a batch of fresh examples, masked at random.
-pub fn make_batch(enc: &Encoder, o: &TrainOptions, exclude: &HashSet<String>, rng: &mut impl Rng, dev: &Device) -> Result<Batch> {
+pub fn make_batch(enc: &Encoder, o: &TrainOptions, exclude: &HashSet<String>, rng: &mut impl Rng, dev: &Device) -> Result<TrainBatch> {
     let seqs = sample_seqs(enc, o, exclude, rng, o.batch)?;
     to_batch(&seqs, rng, dev)
 }
 
 /// Right-pad `seqs` into one batch and mask each response token with probability
 /// `t ~ U(eps, 1)` drawn per sequence.
-pub fn to_batch(seqs: &[(Vec<u32>, Vec<u32>)], rng: &mut impl Rng, dev: &Device) -> Result<Batch> {
+pub fn to_batch(seqs: &[(Vec<u32>, Vec<u32>)], rng: &mut impl Rng, dev: &Device) -> Result<TrainBatch> {
     let (mask, pad) = (vocab::id_of(vocab::MASK), vocab::id_of(vocab::PAD));
     let l = seqs.iter().map(|(p, r)| p.len() + r.len()).max().unwrap_or(1);
     let b = seqs.len();
@@ -242,7 +242,7 @@ pub fn to_batch(seqs: &[(Vec<u32>, Vec<u32>)], rng: &mut impl Rng, dev: &Device)
             }
         }
     }
-    Ok(Batch {
+    Ok(TrainBatch {
         ids: Tensor::from_vec(ids, (b, l), dev)?,
         targets: Tensor::from_vec(targets, (b, l), dev)?,
         key_ok: Tensor::from_vec(key_ok, (b, l), dev)?,
@@ -253,7 +253,7 @@ pub fn to_batch(seqs: &[(Vec<u32>, Vec<u32>)], rng: &mut impl Rng, dev: &Device)
 
 /// Progress of a training run, reported every `log_every` steps.
 #[derive(Debug, Clone)]
-pub struct Progress {
+pub struct TrainProgress {
     pub step: usize,
     pub loss: f64,
     pub lr: f64,
@@ -272,7 +272,7 @@ pub fn lr_at(o: &TrainOptions, step: usize) -> f64 {
 /// Train from scratch and write `config.json`, `tokenizer.json`, `generation_config.json` and
 /// `model.safetensors` into `o.out`. `on_progress` is called every `log_every` steps and may
 /// save intermediate checkpoints through [`save`].
-pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Progress, &VarMap) -> Result<()>) -> Result<()> {
+pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&TrainProgress, &VarMap) -> Result<()>) -> Result<()> {
     o.validate()?;
     let cfg = config(o);
     // Read the starting weights' provenance before anything in `out` is written (it may be
@@ -318,7 +318,7 @@ pub fn train(o: &TrainOptions, log_every: usize, on_progress: &mut dyn FnMut(&Pr
         acc += loss.to_scalar::<f32>()? as f64;
         if (step + 1) % log_every == 0 || step + 1 == last {
             let n = if (step + 1) % log_every == 0 { log_every } else { (step + 1) % log_every };
-            on_progress(&Progress { step: step + 1, loss: acc / n as f64, lr, elapsed_s: start.elapsed().as_secs_f64() }, &vm)?;
+            on_progress(&TrainProgress { step: step + 1, loss: acc / n as f64, lr, elapsed_s: start.elapsed().as_secs_f64() }, &vm)?;
             acc = 0.0;
         }
     }

@@ -9,7 +9,7 @@ use crate::model::LladaConfig;
 use candle_core::{Device, Tensor, D};
 use candle_nn::{Init, Linear, Module, VarBuilder};
 
-struct Block {
+struct TrainBlock {
     attn_norm: Tensor,
     ff_norm: Tensor,
     q: Linear,
@@ -24,7 +24,7 @@ struct Block {
 pub struct TrainNet {
     cfg: LladaConfig,
     wte: Tensor,
-    blocks: Vec<Block>,
+    blocks: Vec<TrainBlock>,
     ln_f: Tensor,
     head: Linear,
     cos: Tensor,
@@ -47,7 +47,7 @@ fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
 
 impl TrainNet {
     /// Create (or, from a loaded VarMap, bind) every parameter under LLaDA's tensor names.
-    /// Fresh weights are N(0, 0.02) with output projections scaled by 1/sqrt(2 n_layers)
+    /// ForwardResult weights are N(0, 0.02) with output projections scaled by 1/sqrt(2 n_layers)
     /// (GPT-2 style), but candle's CPU generator cannot be seeded: call [`seed_init`] after
     /// this for a reproducible start.
     pub fn new(cfg: &LladaConfig, vb: VarBuilder, device: &Device) -> Result<Self> {
@@ -59,7 +59,7 @@ impl TrainNet {
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
             let n = |k: usize| NAMES.block_part(i, k);
-            blocks.push(Block {
+            blocks.push(TrainBlock {
                 attn_norm: norm(&vb, &n(0), d)?,
                 ff_norm: norm(&vb, &n(1), d)?,
                 q: linear(&vb, &n(2), d, d, std)?,

@@ -21,7 +21,7 @@ fn setup(o: &TrainOptions) -> (VarMap, net::TrainNet, Device) {
     (vm, n, dev)
 }
 
-fn batch(o: &TrainOptions, dev: &Device, seed: u64) -> train::Batch {
+fn batch(o: &TrainOptions, dev: &Device, seed: u64) -> train::TrainBatch {
     let dir_scratch = crate::support::scratch();
     let dir = dir_scratch.path().join("dir");
     std::fs::create_dir_all(&dir).unwrap();

@@ -101,10 +101,13 @@ impl<'a> Checker<'a> {
 
     fn commit_rule(&mut self, r: &Rule, score: Option<crate::plan::Score>, per_step: Val) -> Option<Commit> {
         let p = split(r);
-        let allowed = "write `commit top_n(N) | threshold(T, min: N) | factor(F, min: N) [by SCORE] [within block]`";
+        let allowed = "write `commit top_n(N) | threshold(T, min: N) | factor(F, min: N) | entropy_bounded(GAMMA, min: N) [by SCORE] [within block]`";
         if !p.words.is_empty() || p.calls.len() != 1 {
             if p.calls.is_empty() {
-                self.err(Diagnostic::error("E010", "commit rule needs a count: top_n(..), threshold(..) or factor(..)", r.span, "no count").with_help(allowed));
+                self.err(
+                    Diagnostic::error("E010", "commit rule needs a count: top_n(..), threshold(..), factor(..) or entropy_bounded(..)", r.span, "no count")
+                        .with_help(allowed),
+                );
             } else {
                 self.unexpected(r, allowed);
             }
@@ -134,8 +137,17 @@ impl<'a> Checker<'a> {
                 };
                 CommitRule::Factor { factor: f, min }
             }
+            "entropy_bounded" => {
+                let a = self.args_opt(c, &["gamma", "min"], 1)?;
+                let gamma = self.bounded(a[0].as_ref()?, Ty::Float, "gamma", Bound::AtLeast(0.0))?;
+                let min = match &a[1] {
+                    Some(e) => self.bounded(e, Ty::Int, "min", Bound::AtLeast(1.0))?,
+                    None => per_step,
+                };
+                CommitRule::EntropyBounded { gamma, min }
+            }
             other => {
-                let h = did_you_mean(other, ["top_n", "threshold", "factor"]).unwrap_or_else(|| allowed.into());
+                let h = did_you_mean(other, ["top_n", "threshold", "factor", "entropy_bounded"]).unwrap_or_else(|| allowed.into());
                 self.err(Diagnostic::error("E003", format!("unknown commit count `{other}`"), c.name.span, "not a commit count").with_help(h));
                 return None;
             }

@@ -79,10 +79,11 @@ struct Row {
 }
 
 const CACHE_POLICIES: [&str; 4] = ["policies/fast-dllm-prefix.pol", "policies/fast-dllm-dual.pol", "policies/d2cache.pol", "policies/d2cache-fixed.pol"];
-const ALL_POLICIES: [&str; 8] = [
+const ALL_POLICIES: [&str; 9] = [
     "policies/vanilla.pol:certainty_prior=true",
     "policies/parallel.pol",
     "policies/parallel-factor.pol",
+    "policies/eb-sampler.pol",
     "policies/fast-dllm-prefix.pol",
     "policies/fast-dllm-dual.pol",
     "policies/d2cache.pol",

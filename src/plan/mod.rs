@@ -116,6 +116,10 @@ pub enum CommitRule {
     Threshold { threshold: Val, min: Val },
     /// Fast-dLLM's factor rule over the sorted scores; at least `min`.
     Factor { factor: Val, min: Val },
+    /// EB-Sampler (oracle README §10.1): the longest score-ranked prefix of the candidates
+    /// whose entropy, summed over the positions ranked before the last one, is at most
+    /// `gamma`; at least `min`.
+    EntropyBounded { gamma: Val, min: Val },
 }
 
 #[derive(Debug, Clone, Serialize)]

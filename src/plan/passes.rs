@@ -4,7 +4,7 @@
 //! reruns the list until a full round changes nothing, calling an observer after every
 //! change (this is what `d2c compile --explain` prints).
 
-use super::{Needs, Plan, RolloutMode, RowOp, Score, Val};
+use super::{CommitRule, Needs, Plan, RolloutMode, RowOp, Score, Val};
 use std::collections::BTreeMap;
 
 pub trait Pass {
@@ -184,7 +184,7 @@ impl Pass for AnalyzeNeeds {
             density: any(|s| matches!(s, Score::Density { .. })),
             confidence_cache: any(|s| matches!(s, Score::CachedConfidence)),
             margin: any(|s| matches!(s, Score::Margin)),
-            entropy: any(|s| matches!(s, Score::NegEntropy)),
+            entropy: any(|s| matches!(s, Score::NegEntropy)) || matches!(plan.commit.rule, CommitRule::EntropyBounded { .. }),
         };
         let changed = serde_json::to_string(&needs).ok() != serde_json::to_string(&plan.needs).ok();
         plan.needs = needs;

@@ -43,6 +43,7 @@ pub fn to_text(p: &Plan) -> String {
         CommitRule::TopN { n } => format!("top_n({})", v(n)),
         CommitRule::Threshold { threshold, min } => format!("threshold({}, min={})", v(threshold), v(min)),
         CommitRule::Factor { factor, min } => format!("factor({}, min={})", v(factor), v(min)),
+        CommitRule::EntropyBounded { gamma, min } => format!("entropy_bounded({}, min={})", v(gamma), v(min)),
     };
     o += &format!("  {:<15} {} by {} within block  @{}:{}\n", "commit", rule, score(&p.commit.score), p.commit.span.line, p.commit.span.col);
     if p.refresh.rows.is_empty() && p.refresh.full.is_empty() {

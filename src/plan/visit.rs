@@ -55,6 +55,10 @@ impl CommitRule {
                 f(factor);
                 f(min);
             }
+            CommitRule::EntropyBounded { gamma, min } => {
+                f(gamma);
+                f(min);
+            }
         }
     }
 }

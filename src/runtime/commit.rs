@@ -6,12 +6,31 @@ use super::kernels::top_k;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CommitCount {
     TopN(usize),
-    Threshold { threshold: f64, min: usize },
-    Factor { factor: f64, min: usize },
+    Threshold {
+        threshold: f64,
+        min: usize,
+    },
+    Factor {
+        factor: f64,
+        min: usize,
+    },
+    /// EB-Sampler: as many as fit an entropy budget `gamma`; at least `min`.
+    EntropyBounded {
+        gamma: f64,
+        min: usize,
+    },
 }
 
-/// Apply a commit rule: the committed positions, best first.
-pub fn commit(scores: &[f64], candidates: &[usize], rule: &CommitCount) -> Vec<usize> {
+impl CommitCount {
+    /// The rule reads each candidate's entropy (`entropy` in [`commit`]).
+    pub fn needs_entropy(&self) -> bool {
+        matches!(self, CommitCount::EntropyBounded { .. })
+    }
+}
+
+/// Apply a commit rule: the committed positions, best first. `entropy[i]` is the entropy of
+/// position i's distribution (read by [`CommitCount::EntropyBounded`] only).
+pub fn commit(scores: &[f64], entropy: &[f64], candidates: &[usize], rule: &CommitCount) -> Vec<usize> {
     let ranked = top_k(scores, candidates.iter().copied(), candidates.len());
     let n = match *rule {
         CommitCount::TopN(n) => n,
@@ -31,8 +50,24 @@ pub fn commit(scores: &[f64], candidates: &[usize], rule: &CommitCount) -> Vec<u
             // The reference's loop leaves N-1 when no n triggers the break (oracle §5.2).
             (n.min(big_n)).saturating_sub(1).max(min)
         }
+        CommitCount::EntropyBounded { gamma, min } => entropy_bounded(&ranked, entropy, gamma).max(min),
     };
     ranked.into_iter().take(n.min(candidates.len())).collect()
+}
+
+/// EB-Sampler's count (oracle README §10.1, the reference's rule at batch 1): the number of
+/// ranks k whose value `v_k`, the entropy summed over the ranks before k, is at most `gamma`.
+/// Entropies are non-negative, so that is the first k whose `v_k` exceeds `gamma`, and every
+/// candidate when none does.
+fn entropy_bounded(ranked: &[usize], entropy: &[f64], gamma: f64) -> usize {
+    let mut before = 0.0;
+    for (k, &i) in ranked.iter().enumerate() {
+        if before > gamma {
+            return k;
+        }
+        before += entropy.get(i).copied().unwrap_or(0.0);
+    }
+    ranked.len()
 }
 
 #[cfg(test)]
@@ -43,16 +78,31 @@ mod tests {
     fn threshold_falls_back_to_min() {
         let s = [0.95, 0.2, 0.97, 0.5];
         let all = [0, 1, 2, 3];
-        assert_eq!(commit(&s, &all, &CommitCount::Threshold { threshold: 0.9, min: 1 }), vec![2, 0]);
-        assert_eq!(commit(&s, &all, &CommitCount::Threshold { threshold: 0.99, min: 1 }), vec![2]);
+        assert_eq!(commit(&s, &[], &all, &CommitCount::Threshold { threshold: 0.9, min: 1 }), vec![2, 0]);
+        assert_eq!(commit(&s, &[], &all, &CommitCount::Threshold { threshold: 0.99, min: 1 }), vec![2]);
     }
 
     #[test]
     fn factor_rule_matches_reference_loop() {
         // sorted: 0.99, 0.9, 0.5 -> n=1: 2*0.01 < 1; n=2: 3*0.1 < 1; n=3: 4*0.5 >= 1 -> 3-1 = 2
         let s = [0.9, 0.5, 0.99];
-        assert_eq!(commit(&s, &[0, 1, 2], &CommitCount::Factor { factor: 1.0, min: 1 }), vec![2, 0]);
+        assert_eq!(commit(&s, &[], &[0, 1, 2], &CommitCount::Factor { factor: 1.0, min: 1 }), vec![2, 0]);
         // never triggers -> N-1
-        assert_eq!(commit(&s, &[0, 1, 2], &CommitCount::Factor { factor: 100.0, min: 1 }).len(), 2);
+        assert_eq!(commit(&s, &[], &[0, 1, 2], &CommitCount::Factor { factor: 100.0, min: 1 }).len(), 2);
+    }
+
+    #[test]
+    fn entropy_bounded_takes_the_prefix_whose_earlier_entropy_fits() {
+        // ranked by score: 2 (H 1.0), 0 (H 1.5), 3 (H 2.0), 1 (H 0.1)
+        let s = [0.8, 0.1, 0.9, 0.5];
+        let h = [1.5, 0.1, 1.0, 2.0];
+        let all = [0, 1, 2, 3];
+        // v = 0, 1.0, 2.5, 4.5: gamma 2.5 keeps ranks 0..=2
+        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 2.5, min: 1 }), vec![2, 0, 3]);
+        // gamma 0.5: only rank 0 (v_0 = 0 always fits)
+        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 1 }), vec![2]);
+        // at least min, at most every candidate
+        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 2 }), vec![2, 0]);
+        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 100.0, min: 1 }).len(), 4);
     }
 }

@@ -352,7 +352,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                     *sc = f64::NEG_INFINITY;
                 }
             }
-            let chosen = commit(&score, &candidates, &self.set.commit);
+            let entropy: Vec<f64> = if self.set.commit.needs_entropy() { rows.iter().map(|r| -r.neg_entropy).collect() } else { Vec::new() };
+            let chosen = commit(&score, &entropy, &candidates, &self.set.commit);
             for &i in &chosen {
                 self.canvas[s][i] = rows[i].token;
                 rec.committed[s].push((i, rows[i].token));

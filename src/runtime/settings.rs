@@ -126,6 +126,7 @@ impl DecodeSettings {
             CommitRule::TopN { n } => CommitCount::TopN(count(n, "n")?),
             CommitRule::Threshold { threshold, min } => CommitCount::Threshold { threshold: num(threshold, "threshold")?, min: count(min, "min")? },
             CommitRule::Factor { factor, min } => CommitCount::Factor { factor: num(factor, "factor")?, min: count(min, "min")? },
+            CommitRule::EntropyBounded { gamma, min } => CommitCount::EntropyBounded { gamma: num(gamma, "gamma")?, min: count(min, "min")? },
         };
         Ok(DecodeSettings {
             policy: plan.policy.clone(),

@@ -154,6 +154,15 @@ parity! {
     dual_g64_b32 => "dual_g64_b32",
 }
 
+// EB-Sampler (oracle README §10.1): several tokens a step, as many as fit the entropy budget.
+parity! {
+    eb_g32_b8_gamma3 => "eb_g32_b8_gamma3",
+    eb_g32_b32_gamma5_sigma10 => "eb_g32_b32_gamma5_sigma10",
+    eb_g64_b32_gamma4_n2 => "eb_g64_b32_gamma4_n2",
+    dream_eb_g32_b8_gamma3 => "dream/eb_g32_b8_gamma3",
+    dream_eb_g32_b32_gamma5_sigma10_topp0_9 => "dream/eb_g32_b32_gamma5_sigma10_topp0.9",
+}
+
 // The Dream set (oracle README §8): shifted logits, GQA, q/k/v bias, top_p at temperature 0.
 parity! {
     dream_nocache_g32_b8 => "dream/nocache_g32_b8",

@@ -53,6 +53,14 @@ pub fn policy_for(t: &Value) -> (String, Vec<String>) {
     let sigma = g["sigma"].as_f64().filter(|s| *s > 0.0);
     let cache = &t["cache"];
     let policy = match cache["kind"].as_str() {
+        None if g["gamma"].is_number() => {
+            sets.push(format!("gamma={}", g["gamma"]));
+            sets.push(format!("certainty_prior={}", sigma.is_some()));
+            if let Some(s) = sigma {
+                sets.push(format!("sigma={s}"));
+            }
+            "eb-sampler.pol"
+        }
         None => {
             sets.push(format!("certainty_prior={}", sigma.is_some()));
             if let Some(s) = sigma {

@@ -41,12 +41,11 @@ pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     refresh_map: RowMap,
     kv: KvStore,
     layer_cache: Option<LayerCache>,
+    /// Per sequence, the canvas (masked positions hold the mask id), kept apart from the rest
+    /// of its state because progress callbacks read all canvases at once.
     canvas: Vec<Vec<u32>>,
-    conf_cache: Vec<Option<Vec<f64>>>,
-    next_rows: Vec<Option<Vec<bool>>>,
-    importance: Vec<Vec<f64>>,
-    window_density: Vec<Vec<f64>>,
-    finished: Vec<bool>,
+    /// Per sequence, what the policy remembers between steps.
+    seqs: Vec<SeqState>,
     /// What a masked position whose logit row was not recomputed looks like.
     stale: RowStat,
     /// Ids that end an answer (`stop_at_eos`).
@@ -54,6 +53,21 @@ pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     rng: StdRng,
     step: usize,
     pub(super) stats: Stats,
+}
+
+/// What one sequence carries from a step to the next, besides its canvas.
+#[derive(Clone, Default)]
+struct SeqState {
+    /// The confidence cache (raw confidence of still-masked positions).
+    conf_cache: Option<Vec<f64>>,
+    /// The rows the refresh rules chose for the next step (None: all).
+    next_rows: Option<Vec<bool>>,
+    /// Attention-rollout importance of every row, from the last forward.
+    importance: Vec<f64>,
+    /// The first `masked top_k` rule's window scores, for topping up a batch's row sets.
+    window_density: Vec<f64>,
+    /// Stopped at a stop token (`stop_at_eos`).
+    finished: bool,
 }
 
 /// One step's rows: which sequences decode, which rows they push, whose logits are read.
@@ -128,11 +142,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             kv: model.new_kv_store(b, t)?,
             layer_cache,
             canvas: vec![vec![info.mask_id; g]; b],
-            conf_cache: vec![None; b],
-            next_rows: vec![None; b],
-            importance: vec![vec![0.0; t]; b],
-            window_density: vec![vec![]; b],
-            finished: vec![false; b],
+            seqs: vec![SeqState { importance: vec![0.0; t], ..SeqState::default() }; b],
             stale: set.sampling.stale(info.logits_width),
             stop_ids: if stop_ids.is_empty() { vec![info.eos_id] } else { stop_ids },
             rng: StdRng::seed_from_u64(set.seed),
@@ -204,23 +214,23 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     fn rows(&self, block: (usize, usize), first_in_block: bool) -> Option<StepRows> {
         let (g, t, mask) = (self.set.gen, self.logits_map.len(), self.info.mask_id);
         let block_seen: Vec<Vec<bool>> = self.canvas.iter().map(|c| (0..g).map(|i| i >= block.0 && i < block.1 && c[i] == mask).collect()).collect();
-        let active: Vec<usize> = (0..self.canvas.len()).filter(|&s| !self.finished[s] && block_seen[s].iter().any(|&x| x)).collect();
+        let active: Vec<usize> = (0..self.canvas.len()).filter(|&s| !self.seqs[s].finished && block_seen[s].iter().any(|&x| x)).collect();
         if active.is_empty() || self.set.per_step == 0 {
             return None;
         }
         let full = !self.set.has_cache()
-            || active.iter().any(|&s| self.next_rows[s].is_none())
+            || active.iter().any(|&s| self.seqs[s].next_rows.is_none())
             || self.set.full.iter().any(|f| match *f {
                 FullAt::FirstStep => self.step == 0,
                 FullAt::BlockStart => first_in_block,
                 FullAt::Every(n) => self.step.is_multiple_of(n),
             });
         let mut sets: Vec<Vec<bool>> =
-            active.iter().map(|&s| if full { vec![true; t] } else { self.next_rows[s].clone().unwrap_or_else(|| vec![true; t]) }).collect();
+            active.iter().map(|&s| if full { vec![true; t] } else { self.seqs[s].next_rows.clone().unwrap_or_else(|| vec![true; t]) }).collect();
         if !full && active.len() > 1 && self.set.quirks.on(Quirk::BatchGlobalScores) {
             // The reference pushes equal row counts for every sequence of a batch.
-            let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.importance[s].clone()).collect();
-            let dens: Vec<Vec<f64>> = active.iter().map(|&s| self.window_density[s].clone()).collect();
+            let gi: Vec<Vec<f64>> = active.iter().map(|&s| self.seqs[s].importance.clone()).collect();
+            let dens: Vec<Vec<f64>> = active.iter().map(|&s| self.seqs[s].window_density.clone()).collect();
             top_up(&mut sets, &gi, &dens, self.logits_map.prompt_len);
         }
         let positions: Vec<Vec<usize>> = sets.iter().map(|q| (0..t).filter(|&i| q[i]).collect()).collect();
@@ -243,7 +253,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             .zip(&positions)
             .map(|(&s, pos)| {
                 let all = self.set.reads_outside_block()
-                    || (self.set.needs.confidence_cache && (!self.set.quirks.on(Quirk::FrozenConfidenceCache) || self.conf_cache[s].is_none()));
+                    || (self.set.needs.confidence_cache && (!self.set.quirks.on(Quirk::FrozenConfidenceCache) || self.seqs[s].conf_cache.is_none()));
                 (0..pos.len())
                     .filter(|&r| self.logits_map.decided_by(pos[r]).is_some_and(|j| self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
                     .collect()
@@ -345,7 +355,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             let decoded: Vec<bool> = remaining.iter().map(|m| !m).collect();
             let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.set.quirks.on(Quirk::StaleRowsAreCandidates));
             let candidates: Vec<usize> = (0..g).filter(|&i| st.block_seen[s][i] && eligible(i)).collect();
-            let inp = ScoreInputs { rows: &rows, cached_conf: self.conf_cache[s].as_deref(), decoded: &decoded };
+            let inp = ScoreInputs { rows: &rows, cached_conf: self.seqs[s].conf_cache.as_deref(), decoded: &decoded };
             let mut score = eval(&self.set.commit_score, &inp, &mut DensityMemo::new());
             for (i, sc) in score.iter_mut().enumerate() {
                 if !eligible(i) {
@@ -369,16 +379,16 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             if let Some(mode) = self.set.needs.rollout {
                 let layers: Vec<Vec<Vec<f32>>> = fresh.attention.iter().map(|l| l[a].clone()).collect();
                 let t = self.logits_map.len();
-                self.importance[s] = match mode {
+                self.seqs[s].importance = match mode {
                     RolloutMode::Vector => importance_vector(&layers, &st.positions[a], t),
                     RolloutMode::Dense => importance_dense(&layers, &st.positions[a], t),
                 };
                 if details {
-                    rec.importance[s] = self.importance[s].clone();
+                    rec.importance[s] = self.seqs[s].importance.clone();
                 }
             }
             if self.set.stop_eos && stop_reached(&self.canvas[s], mask, &self.stop_ids) {
-                self.finished[s] = true;
+                self.seqs[s].finished = true;
             }
             out.push(SeqCommit { seq: s, rows, chosen });
         }
@@ -389,8 +399,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     /// at the first step and, unless frozen, refreshed where a position was recomputed.
     fn remember_confidence(&mut self, s: usize, rows: &[RowStat], remaining: &[bool]) {
         let raw: Vec<f64> = rows.iter().zip(remaining).map(|(r, &m)| if m { r.conf } else { f64::NEG_INFINITY }).collect();
-        match self.conf_cache[s].as_mut() {
-            None => self.conf_cache[s] = Some(raw),
+        match self.seqs[s].conf_cache.as_mut() {
+            None => self.seqs[s].conf_cache = Some(raw),
             Some(c) if !self.set.quirks.on(Quirk::FrozenConfidenceCache) => {
                 for (i, r) in rows.iter().enumerate() {
                     if r.recomputed && remaining[i] {
@@ -419,8 +429,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 block_length: self.set.block,
                 committed: &c.chosen,
                 rows: &c.rows,
-                cached_conf: self.conf_cache[c.seq].as_deref(),
-                importance: self.set.needs.rollout.map(|_| self.importance[c.seq].as_slice()),
+                cached_conf: self.seqs[c.seq].conf_cache.as_deref(),
+                importance: self.set.needs.rollout.map(|_| self.seqs[c.seq].importance.as_slice()),
                 next_step: self.step + 1,
             })
             .collect();
@@ -433,9 +443,9 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         }
         for (a, (c, q)) in commits.iter().zip(next).enumerate() {
             if let Some(first) = window.first() {
-                self.window_density[c.seq] = first[a].clone();
+                self.seqs[c.seq].window_density = first[a].clone();
             }
-            self.next_rows[c.seq] = Some(q);
+            self.seqs[c.seq].next_rows = Some(q);
         }
     }
 
@@ -464,7 +474,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     pub(super) fn finish(mut self, steps: Vec<StepRecord>, wall: Duration) -> RunOutput {
         let (mask, eos) = (self.info.mask_id, self.info.eos_id);
         for (s, c) in self.canvas.iter_mut().enumerate() {
-            if self.finished[s] {
+            if self.seqs[s].finished {
                 c.iter_mut().filter(|x| **x == mask).for_each(|x| *x = eos);
             }
         }

@@ -104,8 +104,18 @@ impl GenerationConfig {
             }
         }
         if let Some(a) = &self.alg {
-            if !matches!(a.as_str(), "origin" | "maskgit_plus") {
-                notes.push(format!("generation_config.json alg={a} not applied (the policy's commit score decides the order)"));
+            // Dream's `alg` names the commit score; `origin` is its random order, which d2c's
+            // score-ranked commits have no counterpart for.
+            let kind = match a.as_str() {
+                "maskgit_plus" => Some("confidence"),
+                "topk_margin" => Some("margin"),
+                "entropy" => Some("entropy"),
+                _ => None,
+            };
+            match kind {
+                Some(k) if declared.iter().any(|d| d == "score") => push("score", k.to_string(), "alg"),
+                Some("confidence") => {}
+                _ => notes.push(format!("generation_config.json alg={a} not applied (this policy has no `score` parameter that takes it)")),
             }
         }
         (out, notes)
@@ -157,6 +167,9 @@ mod tests {
         let (s, notes) = g.suggestions(&declared, Some(32));
         assert_eq!(s[0].value, "4");
         assert!(notes[0].contains("alg=entropy"));
+        // A policy with a `score` parameter takes the checkpoint's alg as its score kind.
+        let (s, notes) = g.suggestions(&["score".to_string()], Some(32));
+        assert_eq!((s[0].param.as_str(), s[0].value.as_str(), notes.len()), ("score", "entropy", 0));
         let (s, notes) = g.suggestions(&declared, Some(30));
         assert!(s.is_empty() && notes[0].contains("steps=8 not applied"));
     }

@@ -36,6 +36,7 @@ pub fn bind(checked: &Checked, sets: &[String]) -> Result<Bindings, Vec<Diagnost
             Ty::Int => raw.parse::<i64>().ok().map(Val::Int),
             Ty::Float => raw.parse::<f64>().ok().filter(|x| x.is_finite()).map(Val::Float),
             Ty::Bool => raw.parse::<bool>().ok().map(Val::Bool),
+            Ty::Score => crate::plan::ScoreKind::named(raw).map(Val::Kind),
         };
         match v {
             Some(v) => {

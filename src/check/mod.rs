@@ -9,7 +9,7 @@ mod rules;
 mod values;
 
 use crate::diag::{did_you_mean, Diagnostic};
-use crate::plan::{Commit, CommitRule, Layers, Needs, Plan, Quirk, Quirks, Refresh, Schedule, Score, Val};
+use crate::plan::{Commit, CommitRule, Layers, Needs, Plan, Quirk, Quirks, Refresh, Schedule, Score, ScoreKind, Val};
 use crate::syntax::{Expr, PolicyFile, Section, Span, Stmt};
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,6 +19,8 @@ pub enum Ty {
     Int,
     Float,
     Bool,
+    /// A score kind: `confidence`, `margin` or `entropy`.
+    Score,
 }
 
 impl Ty {
@@ -27,6 +29,7 @@ impl Ty {
             Ty::Int => "int",
             Ty::Float => "float",
             Ty::Bool => "bool",
+            Ty::Score => "score",
         }
     }
     fn article(self) -> String {
@@ -34,6 +37,7 @@ impl Ty {
             Ty::Int => "an int".into(),
             Ty::Float => "a float".into(),
             Ty::Bool => "a bool".into(),
+            Ty::Score => "a score kind (confidence, margin, entropy)".into(),
         }
     }
 }
@@ -119,8 +123,9 @@ impl<'a> Checker<'a> {
                 "int" => Ty::Int,
                 "float" => Ty::Float,
                 "bool" => Ty::Bool,
+                "score" => Ty::Score,
                 other => {
-                    let h = did_you_mean(other, ["int", "float", "bool"]).unwrap_or_else(|| "parameter types are int, float and bool".into());
+                    let h = did_you_mean(other, ["int", "float", "bool", "score"]).unwrap_or_else(|| "parameter types are int, float, bool and score".into());
                     self.err(Diagnostic::error("E003", format!("unknown type `{other}`"), p.ty.span, "not a type").with_help(h));
                     continue;
                 }
@@ -137,6 +142,7 @@ impl<'a> Checker<'a> {
                 (Expr::Number { value, text, .. }, Ty::Int) if value.fract() == 0.0 && !text.contains('.') => Some(Val::Int(*value as i64)),
                 (Expr::Number { value, .. }, Ty::Float) => Some(Val::Float(*value)),
                 (Expr::Bool { value, .. }, Ty::Bool) => Some(Val::Bool(*value)),
+                (Expr::Name(id), Ty::Score) if ScoreKind::named(&id.name).is_some() => ScoreKind::named(&id.name).map(Val::Kind),
                 (e, _) => {
                     self.err(Diagnostic::error(
                         "E004",

@@ -76,6 +76,7 @@ impl Checker<'_> {
                     );
                     None
                 }
+                name if self.params.get(name).is_some_and(|p| p.ty == Ty::Score) => self.value(e, Ty::Score, name).map(Score::Kind),
                 name if self.params.contains_key(name) => self.value(e, Ty::Float, name).map(Score::Const),
                 name => {
                     let cands: Vec<String> = SCORES.iter().map(|s| s.to_string()).chain(self.params.keys().cloned()).chain(["density".to_string()]).collect();

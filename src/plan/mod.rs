@@ -20,7 +20,41 @@ pub enum Val {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// A score kind named by a `score` parameter (`confidence`, `margin`, `entropy`).
+    Kind(ScoreKind),
     Param(ParamRef),
+}
+
+/// The per-position scores a `score` parameter can name (a checkpoint's `alg`:
+/// `maskgit_plus`, `topk_margin`, `entropy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreKind {
+    Confidence,
+    Margin,
+    Entropy,
+}
+
+impl ScoreKind {
+    pub const ALL: [ScoreKind; 3] = [ScoreKind::Confidence, ScoreKind::Margin, ScoreKind::Entropy];
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreKind::Confidence => "confidence",
+            ScoreKind::Margin => "margin",
+            ScoreKind::Entropy => "entropy",
+        }
+    }
+    pub fn named(name: &str) -> Option<ScoreKind> {
+        ScoreKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+    /// The score this kind stands for.
+    pub fn score(self) -> Score {
+        match self {
+            ScoreKind::Confidence => Score::Confidence,
+            ScoreKind::Margin => Score::Margin,
+            ScoreKind::Entropy => Score::NegEntropy,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,6 +99,8 @@ pub enum Score {
     NegEntropy,
     /// Confidence remembered in the confidence cache (refresh rules only).
     CachedConfidence,
+    /// The score kind a `score` parameter names; replaced by that score in `simplify-scores`.
+    Kind(Val),
     /// Gaussian certainty density around already-decoded positions (d²Cache §3).
     Density {
         sigma: Val,

@@ -100,6 +100,7 @@ fn simplify(s: &mut Score) -> bool {
     }
     let replacement = match s {
         Score::If { cond: Val::Bool(c), then, otherwise } => Some(if *c { then.as_ref().clone() } else { otherwise.as_ref().clone() }),
+        Score::Kind(Val::Kind(k)) => Some(k.score()),
         Score::Mul(a, b) => match (a.as_ref(), b.as_ref()) {
             (Score::Const(x), other) | (other, Score::Const(x)) if x.as_f64() == Some(1.0) => Some(other.clone()),
             (Score::Const(x), Score::Const(y)) => match (x.as_f64(), y.as_f64()) {
@@ -126,7 +127,7 @@ impl Pass for SimplifyScores {
         "simplify-scores"
     }
     fn describe(&self) -> &'static str {
-        "resolve if(...) on bound conditions and fold constant score arithmetic"
+        "resolve if(...) on bound conditions and score kinds of `score` parameters, fold constant score arithmetic"
     }
     fn run(&self, plan: &mut Plan, _: &BTreeMap<String, Val>) -> bool {
         let mut c = simplify(&mut plan.commit.score);

@@ -7,6 +7,7 @@ fn v(x: &Val) -> String {
         Val::Int(i) => i.to_string(),
         Val::Float(f) => format!("{f}"),
         Val::Bool(b) => b.to_string(),
+        Val::Kind(k) => k.name().to_string(),
         Val::Param(p) => format!("${}", p.param),
     }
 }
@@ -19,6 +20,7 @@ pub fn score(s: &Score) -> String {
         Score::CachedConfidence => "cached_confidence".into(),
         Score::Density { sigma } => format!("density(sigma={})", v(sigma)),
         Score::Const(c) => v(c),
+        Score::Kind(k) => format!("score({})", v(k)),
         Score::If { cond, then, otherwise } => format!("if({}, {}, {})", v(cond), score(then), score(otherwise)),
         Score::Mul(a, b) => format!("{} * {}", score(a), score(b)),
         Score::Add(a, b) => format!("({} + {})", score(a), score(b)),

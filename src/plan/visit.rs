@@ -9,7 +9,7 @@ impl Score {
     pub fn vals_mut(&mut self, f: &mut dyn FnMut(&mut Val)) {
         match self {
             Score::Density { sigma } => f(sigma),
-            Score::Const(v) => f(v),
+            Score::Const(v) | Score::Kind(v) => f(v),
             Score::If { cond, then, otherwise } => {
                 f(cond);
                 then.vals_mut(f);

@@ -364,10 +364,11 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             }
             let entropy: Vec<f64> = if self.set.commit.needs_entropy() { rows.iter().map(|r| -r.neg_entropy).collect() } else { Vec::new() };
             let chosen = commit(&score, &entropy, &candidates, &self.set.commit);
+            let kind = self.set.commit_score.kind();
             for &i in &chosen {
                 self.canvas[s][i] = rows[i].token;
                 rec.committed[s].push((i, rows[i].token));
-                rec.committed_conf[s].push(rows[i].conf);
+                rec.committed_conf[s].push(kind.of(&rows[i]));
             }
             self.stats.generated_tokens += chosen.len();
             if details {

@@ -10,6 +10,8 @@ pub struct StepRecord {
     pub query_positions: Option<Vec<Vec<usize>>>,
     /// (canvas position, token), best first.
     pub committed: Vec<Vec<(usize, u32)>>,
+    /// The committed positions' score kind (confidence, margin or negative entropy: what the
+    /// commit score is built from), before any prior.
     pub committed_conf: Vec<Vec<f64>>,
     /// Commit scores over the canvas, -inf for non-candidates (only with `record_details`).
     pub select_scores: Vec<Vec<f64>>,

@@ -27,6 +27,20 @@ pub enum ScoreExpr {
 }
 
 impl ScoreExpr {
+    /// The per-position statistic the expression is built from (margin or negative entropy
+    /// where it reads one, else confidence): what a step records as a commit's score kind.
+    pub fn kind(&self) -> Stat {
+        match self {
+            ScoreExpr::Margin => Stat::Margin,
+            ScoreExpr::NegEntropy => Stat::NegEntropy,
+            ScoreExpr::Mul(a, b) | ScoreExpr::Add(a, b) => match a.kind() {
+                Stat::Confidence => b.kind(),
+                k => k,
+            },
+            _ => Stat::Confidence,
+        }
+    }
+
     /// True when the expression reads this step's row statistics (not only cached or
     /// positional values).
     pub fn reads_rows(&self) -> bool {
@@ -34,6 +48,24 @@ impl ScoreExpr {
             ScoreExpr::Confidence | ScoreExpr::Margin | ScoreExpr::NegEntropy => true,
             ScoreExpr::CachedConfidence | ScoreExpr::Density { .. } | ScoreExpr::Const(_) => false,
             ScoreExpr::Mul(a, b) | ScoreExpr::Add(a, b) => a.reads_rows() || b.reads_rows(),
+        }
+    }
+}
+
+/// One of a row's statistics ([`super::sampling::RowStat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Confidence,
+    Margin,
+    NegEntropy,
+}
+
+impl Stat {
+    pub fn of(self, r: &super::sampling::RowStat) -> f64 {
+        match self {
+            Stat::Confidence => r.conf,
+            Stat::Margin => r.margin,
+            Stat::NegEntropy => r.neg_entropy,
         }
     }
 }
@@ -202,6 +234,7 @@ fn score(s: &plan::Score) -> Result<ScoreExpr> {
         plan::Score::Density { sigma } => ScoreExpr::Density { sigma: num(sigma, "sigma")? },
         plan::Score::Const(v) => ScoreExpr::Const(num(v, "score constant")?),
         plan::Score::If { cond, .. } => return Err(not_folded("if condition", "a bool", cond)),
+        plan::Score::Kind(v) => return Err(not_folded("score kind", "a resolved score", v)),
         plan::Score::Mul(a, b) => ScoreExpr::Mul(Box::new(score(a)?), Box::new(score(b)?)),
         plan::Score::Add(a, b) => ScoreExpr::Add(Box::new(score(a)?), Box::new(score(b)?)),
     })

@@ -188,7 +188,8 @@ fn dream_folder_defaults_and_notes() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(e.contains("top_p=0.9 (generation_config.json top_p)") && e.contains("tokens_per_step=2 (generation_config.json steps)"), "{e}");
-    assert!(e.contains("alg=entropy not applied"), "{e}");
+    // Dream's own `alg: entropy` becomes the policy's score kind.
+    assert!(e.contains("score=entropy (generation_config.json alg)"), "{e}");
 }
 
 #[test]

@@ -178,7 +178,7 @@ fn every_dream_trace_reproduces_from_the_command_line() {
     let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
     names.retain(|n| n.ends_with(".json") && n != "forward_check.json" && n != "summary.json");
     names.sort();
-    assert_eq!(names.len(), 14);
+    assert_eq!(names.len(), 16);
     for name in names {
         let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap()).unwrap();
         let (policy, sets) = crate::support::policy_for(&want);
@@ -415,4 +415,39 @@ fn tasks_regenerates_the_long_held_out_file_and_names_bad_kinds() {
     let o = d2c(&["tasks", "--preset", "huge", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--preset huge"), "{}", stderr(&o));
+}
+
+/// A Dream folder whose generation_config.json asks for `alg: entropy` decodes with the entropy
+/// score without any flag (the oracle's entropy trace, reproduced with no `--set score`), and
+/// `--set score=confidence` still wins.
+#[test]
+fn a_checkpoints_alg_chooses_the_score_kind() {
+    let guard = crate::support::scratch();
+    let model = guard.path().join("dream-entropy");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(format!("tests/fixtures/tiny-dream/{f}"), model.join(f)).unwrap();
+    }
+    let mut gc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/tiny-dream/generation_config.json").unwrap()).unwrap();
+    gc["alg"] = serde_json::json!("entropy");
+    std::fs::write(model.join("generation_config.json"), gc.to_string()).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/dream/traces/entropy_g32_b8.json").unwrap()).unwrap();
+    let (policy, sets) = crate::support::policy_for(&want);
+    let ids: Vec<String> = want["prompt_ids"][0].as_array().unwrap().iter().map(|x| x.to_string()).collect();
+    let decode = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["run".to_string(), "--model".into(), model.to_string_lossy().into(), "--policy".into(), format!("policies/{policy}")];
+        args.extend(["--prompt-ids".to_string(), ids.join(","), "--json".into()]);
+        for s in sets.iter().filter(|s| !s.starts_with("score=")) {
+            args.extend(["--set".to_string(), s.clone()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = d2c(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = decode(&[]);
+    assert_eq!(v["generated_ids"], want["final_generated_ids"], "the folder's alg decodes like the reference's entropy run");
+    assert!(v["settings_from_model"].as_array().unwrap().iter().any(|s| s["param"] == "score" && s["value"] == "entropy"), "{}", v["settings_from_model"]);
+    let v = decode(&["--set", "score=confidence"]);
+    assert_ne!(v["generated_ids"], want["final_generated_ids"], "--set score wins over the folder");
 }

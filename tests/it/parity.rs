@@ -161,6 +161,18 @@ parity! {
     eb_g64_b32_gamma4_n2 => "eb_g64_b32_gamma4_n2",
     dream_eb_g32_b8_gamma3 => "dream/eb_g32_b8_gamma3",
     dream_eb_g32_b32_gamma5_sigma10_topp0_9 => "dream/eb_g32_b32_gamma5_sigma10_topp0.9",
+    d2cache_eb_g32_b32_k8_gamma3 => "d2cache_eb_g32_b32_k8_gamma3",
+}
+
+// Score kinds (oracle README §10.2): `--set score=margin|entropy` on the shipped policies.
+parity! {
+    margin_g32_b8 => "margin_g32_b8",
+    margin_g64_b64_sigma10 => "margin_g64_b64_sigma10",
+    entropy_g32_b8 => "entropy_g32_b8",
+    entropy_g32_b32_sigma10 => "entropy_g32_b32_sigma10",
+    dual_margin_g32_b8 => "dual_margin_g32_b8",
+    dream_entropy_g32_b8 => "dream/entropy_g32_b8",
+    dream_entropy_g32_b32_topp0_9 => "dream/entropy_g32_b32_topp0.9",
 }
 
 // The Dream set (oracle README §8): shifted logits, GQA, q/k/v bias, top_p at temperature 0.

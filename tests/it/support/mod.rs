@@ -51,6 +51,11 @@ pub fn policy_for(t: &Value) -> (String, Vec<String>) {
     }
     // The reference turns the prior off with sigma None or 0 ("if sigma is not None and sigma > 0").
     let sigma = g["sigma"].as_f64().filter(|s| *s > 0.0);
+    match g["alg"].as_str() {
+        Some("topk_margin") => sets.push("score=margin".into()),
+        Some("entropy") => sets.push("score=entropy".into()),
+        _ => {}
+    }
     let cache = &t["cache"];
     let policy = match cache["kind"].as_str() {
         None if g["gamma"].is_number() => {
@@ -77,7 +82,12 @@ pub fn policy_for(t: &Value) -> (String, Vec<String>) {
             sets.push(format!("current_k={}", cache["current_k"]));
             sets.push(format!("rollout_p={}", cache["rollout_p"]));
             sets.push(format!("inflate_w={}", cache["inflate_w"]));
-            "d2cache.pol"
+            if g["gamma"].is_number() {
+                sets.push(format!("gamma={}", g["gamma"]));
+                "d2cache-eb.pol"
+            } else {
+                "d2cache.pol"
+            }
         }
         Some("prefix") if cache["use_dual"].as_bool() == Some(true) => "fast-dllm-dual.pol",
         Some("prefix") => "fast-dllm-prefix.pol",

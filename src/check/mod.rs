@@ -277,7 +277,7 @@ impl<'a> Checker<'a> {
         let a = self.assigns(s, &keys);
         for (k, e) in a {
             let Some(v) = self.value(e, Ty::Bool, &k) else { continue };
-            if !has_cache && matches!(v, Val::Bool(true)) {
+            if !has_cache && matches!(v, Val::Bool(true)) && Quirk::named(&k).is_some_and(|q| q.needs_cache()) {
                 self.err(
                     Diagnostic::warning("W002", format!("quirk `{k}` has no effect without a cache"), e.span(), "no effect")
                         .with_help("remove it, or add a `cache` section"),

@@ -101,7 +101,7 @@ impl<'a> Checker<'a> {
 
     fn commit_rule(&mut self, r: &Rule, score: Option<crate::plan::Score>, per_step: Val) -> Option<Commit> {
         let p = split(r);
-        let allowed = "write `commit top_n(N) | threshold(T, min: N) | factor(F, min: N) | entropy_bounded(GAMMA, min: N) [by SCORE] [within block]`";
+        let allowed = "write `commit top_n(N) | threshold(T, min: N) | factor(F, min: N) | entropy_bounded(GAMMA, min: N) | kl_stable(KL, history: H, above: T, min: N) [by SCORE] [within block]`";
         if !p.words.is_empty() || p.calls.len() != 1 {
             if p.calls.is_empty() {
                 self.err(
@@ -146,8 +146,25 @@ impl<'a> Checker<'a> {
                 };
                 CommitRule::EntropyBounded { gamma, min }
             }
+            "kl_stable" => {
+                let a = self.args_opt(c, &["kl", "history", "above", "min"], 1)?;
+                let kl = self.bounded(a[0].as_ref()?, Ty::Float, "kl", Bound::Positive)?;
+                let history = match &a[1] {
+                    Some(e) => self.bounded(e, Ty::Int, "history", Bound::AtLeast(1.0))?,
+                    None => Val::Int(2),
+                };
+                let above = match &a[2] {
+                    Some(e) => self.value(e, Ty::Float, "above")?,
+                    None => Val::Float(-1.0),
+                };
+                let min = match &a[3] {
+                    Some(e) => self.bounded(e, Ty::Int, "min", Bound::AtLeast(1.0))?,
+                    None => per_step,
+                };
+                CommitRule::KlStable { kl, history, above, min }
+            }
             other => {
-                let h = did_you_mean(other, ["top_n", "threshold", "factor", "entropy_bounded"]).unwrap_or_else(|| allowed.into());
+                let h = did_you_mean(other, ["top_n", "threshold", "factor", "entropy_bounded", "kl_stable"]).unwrap_or_else(|| allowed.into());
                 self.err(Diagnostic::error("E003", format!("unknown commit count `{other}`"), c.name.span, "not a commit count").with_help(h));
                 return None;
             }

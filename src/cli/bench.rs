@@ -79,11 +79,12 @@ struct Row {
 }
 
 const CACHE_POLICIES: [&str; 4] = ["policies/fast-dllm-prefix.pol", "policies/fast-dllm-dual.pol", "policies/d2cache.pol", "policies/d2cache-fixed.pol"];
-const ALL_POLICIES: [&str; 9] = [
+const ALL_POLICIES: [&str; 10] = [
     "policies/vanilla.pol:certainty_prior=true",
     "policies/parallel.pol",
     "policies/parallel-factor.pol",
     "policies/eb-sampler.pol",
+    "policies/klass.pol",
     "policies/fast-dllm-prefix.pol",
     "policies/fast-dllm-dual.pol",
     "policies/d2cache.pol",

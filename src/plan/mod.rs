@@ -156,6 +156,11 @@ pub enum CommitRule {
     /// whose entropy, summed over the positions ranked before the last one, is at most
     /// `gamma`; at least `min`.
     EntropyBounded { gamma: Val, min: Val },
+    /// KLASS (oracle README §10.3): every candidate whose last `history` KL divergences between
+    /// consecutive steps' distributions are all below `kl` and whose score is at least `above`;
+    /// when there is none, the `min` best. `above < 0` means no score bound (see quirk
+    /// `stable_path_needs_threshold`).
+    KlStable { kl: Val, history: Val, above: Val, min: Val },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -267,15 +272,20 @@ pub enum Quirk {
     /// in-block bias is its own maximum and shorter row sets are padded with repeats of
     /// their last row, which rewrite the same K/V. No effect on a single sequence.
     BatchGlobalScores,
+    /// §10.3: KLASS without a score bound (`above < 0`, the reference's `klass.yaml` preset)
+    /// never takes its stable path, so it decodes as plain top-n. Off, stable candidates are
+    /// committed whatever their score.
+    StablePathNeedsThreshold,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 5] = [
+    pub const ALL: [Quirk; 6] = [
         Quirk::FrozenConfidenceCache,
         Quirk::StaleRowsAreCandidates,
         Quirk::WindowRoundsToMasked,
         Quirk::FirstPredecessorAfterRollout,
         Quirk::BatchGlobalScores,
+        Quirk::StablePathNeedsThreshold,
     ];
 
     /// The key in a policy's `quirks` section.
@@ -286,11 +296,17 @@ impl Quirk {
             Quirk::WindowRoundsToMasked => "window_rounds_to_masked",
             Quirk::FirstPredecessorAfterRollout => "first_predecessor_after_rollout",
             Quirk::BatchGlobalScores => "batch_global_scores",
+            Quirk::StablePathNeedsThreshold => "stable_path_needs_threshold",
         }
     }
 
     pub fn named(name: &str) -> Option<Quirk> {
         Quirk::ALL.into_iter().find(|q| q.name() == name)
+    }
+
+    /// The quirk changes something only where rows are cached.
+    pub fn needs_cache(self) -> bool {
+        !matches!(self, Quirk::StablePathNeedsThreshold)
     }
 }
 

@@ -46,6 +46,7 @@ pub fn to_text(p: &Plan) -> String {
         CommitRule::Threshold { threshold, min } => format!("threshold({}, min={})", v(threshold), v(min)),
         CommitRule::Factor { factor, min } => format!("factor({}, min={})", v(factor), v(min)),
         CommitRule::EntropyBounded { gamma, min } => format!("entropy_bounded({}, min={})", v(gamma), v(min)),
+        CommitRule::KlStable { kl, history, above, min } => format!("kl_stable({}, history={}, above={}, min={})", v(kl), v(history), v(above), v(min)),
     };
     o += &format!("  {:<15} {} by {} within block  @{}:{}\n", "commit", rule, score(&p.commit.score), p.commit.span.line, p.commit.span.col);
     if p.refresh.rows.is_empty() && p.refresh.full.is_empty() {

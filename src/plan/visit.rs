@@ -59,6 +59,12 @@ impl CommitRule {
                 f(gamma);
                 f(min);
             }
+            CommitRule::KlStable { kl, history, above, min } => {
+                f(kl);
+                f(history);
+                f(above);
+                f(min);
+            }
         }
     }
 }

@@ -19,6 +19,14 @@ pub enum CommitCount {
         gamma: f64,
         min: usize,
     },
+    /// KLASS: every candidate stable over `history` steps (KL < `kl`) with score >= `above`
+    /// (None: the stable path is off); when there is none, the `min` best.
+    KlStable {
+        kl: f64,
+        history: usize,
+        above: Option<f64>,
+        min: usize,
+    },
 }
 
 impl CommitCount {
@@ -26,12 +34,35 @@ impl CommitCount {
     pub fn needs_entropy(&self) -> bool {
         matches!(self, CommitCount::EntropyBounded { .. })
     }
+    /// How many steps of KL history the rule reads (`kl` in [`RowHistory`]).
+    pub fn keeps_history(&self) -> Option<usize> {
+        match self {
+            CommitCount::KlStable { history, .. } => Some(*history),
+            _ => None,
+        }
+    }
 }
 
-/// Apply a commit rule: the committed positions, best first. `entropy[i]` is the entropy of
-/// position i's distribution (read by [`CommitCount::EntropyBounded`] only).
-pub fn commit(scores: &[f64], entropy: &[f64], candidates: &[usize], rule: &CommitCount) -> Vec<usize> {
+/// What a commit rule may read besides the scores: per canvas position, the entropy of its
+/// distribution ([`CommitCount::EntropyBounded`]) and its latest KL divergences between
+/// steps ([`CommitCount::KlStable`]); empty when the rule reads neither.
+#[derive(Default)]
+pub struct RowHistory<'a> {
+    pub entropy: &'a [f64],
+    pub kl: &'a [Vec<f64>],
+}
+
+/// Apply a commit rule: the committed positions, best first (a KLASS stable set by position).
+pub fn commit(scores: &[f64], rows: &RowHistory, candidates: &[usize], rule: &CommitCount) -> Vec<usize> {
     let ranked = top_k(scores, candidates.iter().copied(), candidates.len());
+    if let CommitCount::KlStable { kl, above: Some(above), .. } = *rule {
+        let stable = |i: usize| scores[i] >= above && rows.kl.get(i).is_some_and(|h| h.iter().all(|&x| x < kl));
+        // A threshold's set, listed by position as the reference lists it.
+        let chosen: Vec<usize> = candidates.iter().copied().filter(|&i| stable(i)).collect();
+        if !chosen.is_empty() {
+            return chosen;
+        }
+    }
     let n = match *rule {
         CommitCount::TopN(n) => n,
         CommitCount::Threshold { threshold, min } => {
@@ -50,7 +81,8 @@ pub fn commit(scores: &[f64], entropy: &[f64], candidates: &[usize], rule: &Comm
             // The reference's loop leaves N-1 when no n triggers the break (oracle §5.2).
             (n.min(big_n)).saturating_sub(1).max(min)
         }
-        CommitCount::EntropyBounded { gamma, min } => entropy_bounded(&ranked, entropy, gamma).max(min),
+        CommitCount::EntropyBounded { gamma, min } => entropy_bounded(&ranked, rows.entropy, gamma).max(min),
+        CommitCount::KlStable { min, .. } => min,
     };
     ranked.into_iter().take(n.min(candidates.len())).collect()
 }
@@ -78,17 +110,17 @@ mod tests {
     fn threshold_falls_back_to_min() {
         let s = [0.95, 0.2, 0.97, 0.5];
         let all = [0, 1, 2, 3];
-        assert_eq!(commit(&s, &[], &all, &CommitCount::Threshold { threshold: 0.9, min: 1 }), vec![2, 0]);
-        assert_eq!(commit(&s, &[], &all, &CommitCount::Threshold { threshold: 0.99, min: 1 }), vec![2]);
+        assert_eq!(commit(&s, &RowHistory::default(), &all, &CommitCount::Threshold { threshold: 0.9, min: 1 }), vec![2, 0]);
+        assert_eq!(commit(&s, &RowHistory::default(), &all, &CommitCount::Threshold { threshold: 0.99, min: 1 }), vec![2]);
     }
 
     #[test]
     fn factor_rule_matches_reference_loop() {
         // sorted: 0.99, 0.9, 0.5 -> n=1: 2*0.01 < 1; n=2: 3*0.1 < 1; n=3: 4*0.5 >= 1 -> 3-1 = 2
         let s = [0.9, 0.5, 0.99];
-        assert_eq!(commit(&s, &[], &[0, 1, 2], &CommitCount::Factor { factor: 1.0, min: 1 }), vec![2, 0]);
+        assert_eq!(commit(&s, &RowHistory::default(), &[0, 1, 2], &CommitCount::Factor { factor: 1.0, min: 1 }), vec![2, 0]);
         // never triggers -> N-1
-        assert_eq!(commit(&s, &[], &[0, 1, 2], &CommitCount::Factor { factor: 100.0, min: 1 }).len(), 2);
+        assert_eq!(commit(&s, &RowHistory::default(), &[0, 1, 2], &CommitCount::Factor { factor: 100.0, min: 1 }).len(), 2);
     }
 
     #[test]
@@ -98,11 +130,25 @@ mod tests {
         let h = [1.5, 0.1, 1.0, 2.0];
         let all = [0, 1, 2, 3];
         // v = 0, 1.0, 2.5, 4.5: gamma 2.5 keeps ranks 0..=2
-        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 2.5, min: 1 }), vec![2, 0, 3]);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 2.5, min: 1 }), vec![2, 0, 3]);
         // gamma 0.5: only rank 0 (v_0 = 0 always fits)
-        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 1 }), vec![2]);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 1 }), vec![2]);
         // at least min, at most every candidate
-        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 2 }), vec![2, 0]);
-        assert_eq!(commit(&s, &h, &all, &CommitCount::EntropyBounded { gamma: 100.0, min: 1 }).len(), 4);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 2 }), vec![2, 0]);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 100.0, min: 1 }).len(), 4);
+    }
+
+    #[test]
+    fn kl_stable_commits_every_stable_candidate_above_the_bound_else_the_best() {
+        let s = [0.9, 0.2, 0.6, 0.8];
+        let kl = vec![vec![0.01, 0.02], vec![0.0, 0.0], vec![0.5, 0.01], vec![0.01, 0.03]];
+        let rows = RowHistory { entropy: &[], kl: &kl };
+        let rule = |above| CommitCount::KlStable { kl: 0.1, history: 2, above, min: 1 };
+        // 0 and 3 are stable and above 0.5; 1 is stable but below; 2 moved
+        assert_eq!(commit(&s, &rows, &[0, 1, 2, 3], &rule(Some(0.5))), vec![0, 3]);
+        // nothing stable above 0.95: the best one
+        assert_eq!(commit(&s, &rows, &[0, 1, 2, 3], &rule(Some(0.95))), vec![0]);
+        // no bound (the reference preset's quirk): never the stable path
+        assert_eq!(commit(&s, &rows, &[1, 2], &rule(None)), vec![2]);
     }
 }

@@ -8,14 +8,15 @@
 //! Shifted logits (Dream) are handled through [`RowMap`] only: the forward asks for the rows
 //! whose logits decide masked positions, and the commit reads them back by position.
 
-use super::commit::commit;
+use super::commit::{commit, RowHistory};
 use super::cost::{account_layered, forward_flops, StepShape};
+use super::history::KlHistory;
 use super::layers::layer_spec;
 use super::options::Progress;
 use super::output::{RunOutput, Stats, StepRecord};
 use super::refresh::{select_rows, top_up, window_scores, RowMap, StepView};
 use super::rollout::{importance_dense, importance_vector};
-use super::sampling::{row_stat, RowStat};
+use super::sampling::{distribution, row_stat, RowStat};
 use super::scores::{eval, DensityMemo, ScoreInputs};
 use super::settings::{DecodeSettings, FullAt};
 use crate::error::{Error, Result};
@@ -56,7 +57,7 @@ pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
 }
 
 /// What one sequence carries from a step to the next, besides its canvas.
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct SeqState {
     /// The confidence cache (raw confidence of still-masked positions).
     conf_cache: Option<Vec<f64>>,
@@ -68,6 +69,8 @@ struct SeqState {
     window_density: Vec<f64>,
     /// Stopped at a stop token (`stop_at_eos`).
     finished: bool,
+    /// KL divergences between steps, for a commit rule that reads them (KLASS).
+    kl: Option<KlHistory>,
 }
 
 /// One step's rows: which sequences decode, which rows they push, whose logits are read.
@@ -142,7 +145,9 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             kv: model.new_kv_store(b, t)?,
             layer_cache,
             canvas: vec![vec![info.mask_id; g]; b],
-            seqs: vec![SeqState { importance: vec![0.0; t], ..SeqState::default() }; b],
+            seqs: (0..b)
+                .map(|_| SeqState { importance: vec![0.0; t], kl: set.commit.keeps_history().map(|h| KlHistory::new(g, h)), ..SeqState::default() })
+                .collect(),
             stale: set.sampling.stale(info.logits_width),
             stop_ids: if stop_ids.is_empty() { vec![info.eos_id] } else { stop_ids },
             rng: StdRng::seed_from_u64(set.seed),
@@ -252,10 +257,14 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             .iter()
             .zip(&positions)
             .map(|(&s, pos)| {
+                let history = self.set.commit.keeps_history().is_some();
                 let all = self.set.reads_outside_block()
                     || (self.set.needs.confidence_cache && (!self.set.quirks.on(Quirk::FrozenConfidenceCache) || self.seqs[s].conf_cache.is_none()));
                 (0..pos.len())
-                    .filter(|&r| self.logits_map.decided_by(pos[r]).is_some_and(|j| self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
+                    .filter(|&r| {
+                        // A rule with a history reads every position's distribution.
+                        self.logits_map.decided_by(pos[r]).is_some_and(|j| history || (self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
+                    })
                     .collect()
             })
             .collect();
@@ -346,11 +355,24 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             }
             rec.layer_rows[s] = fresh.layer_rows.iter().map(|l| l[a].clone()).collect();
             let mut rows = vec![self.stale; g];
+            let mut dists: Vec<Option<Vec<f32>>> = vec![None; if self.seqs[s].kl.is_some() { g } else { 0 }];
             for (k, &r) in st.logit_rows[a].iter().take(st.real[a]).enumerate() {
                 if let Some(j) = self.logits_map.decided_by(st.positions[a][r]) {
                     rows[j] = row_stat(&fresh.logits[a][k], &self.set.sampling, need_extra, &mut self.rng);
+                    if let Some(d) = dists.get_mut(j) {
+                        *d = Some(distribution(&fresh.logits[a][k], &self.set.sampling));
+                    }
                 }
             }
+            let width = self.info.logits_width;
+            let kl = self.seqs[s].kl.as_mut().map(|h| {
+                // A row the forward did not recompute reads as zero logits (oracle §10.3).
+                let stale = distribution(&vec![0.0; width], &self.set.sampling);
+                for (j, d) in dists.iter().enumerate() {
+                    h.observe(j, d.as_deref().unwrap_or(&stale));
+                }
+                h.windows()
+            });
             let remaining: Vec<bool> = self.canvas[s].iter().map(|&x| x == mask).collect();
             let decoded: Vec<bool> = remaining.iter().map(|m| !m).collect();
             let eligible = |i: usize| remaining[i] && (rows[i].recomputed || self.set.quirks.on(Quirk::StaleRowsAreCandidates));
@@ -363,7 +385,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 }
             }
             let entropy: Vec<f64> = if self.set.commit.needs_entropy() { rows.iter().map(|r| -r.neg_entropy).collect() } else { Vec::new() };
-            let chosen = commit(&score, &entropy, &candidates, &self.set.commit);
+            let chosen = commit(&score, &RowHistory { entropy: &entropy, kl: kl.as_deref().unwrap_or(&[]) }, &candidates, &self.set.commit);
             let kind = self.set.commit_score.kind();
             for &i in &chosen {
                 self.canvas[s][i] = rows[i].token;

@@ -12,6 +12,7 @@ pub mod batch;
 pub mod commit;
 pub mod cost;
 mod decoder;
+pub mod history;
 pub mod kernels;
 pub mod layers;
 pub mod options;

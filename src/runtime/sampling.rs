@@ -48,6 +48,22 @@ impl Sampling {
     }
 }
 
+/// The distribution the decoder reads from one logits row (after the top-p / top-k filters,
+/// renormalised), over every token, in f32 as torch's softmax gives it.
+pub fn distribution(logits: &[f32], sampling: &Sampling) -> Vec<f32> {
+    if sampling.filters() {
+        let mut p = vec![0.0f32; logits.len()];
+        for (i, x) in survivors(logits, 1.0, sampling) {
+            p[i] = x as f32;
+        }
+        return p;
+    }
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|&x| (x - m).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter().map(|x| x / sum).collect()
+}
+
 /// Statistics of one logits row; samples when `sampling.temperature > 0`.
 pub fn row_stat(logits: &[f32], sampling: &Sampling, need_extra: bool, rng: &mut impl Rng) -> RowStat {
     if sampling.temperature > 0.0 {

@@ -159,6 +159,12 @@ impl DecodeSettings {
             CommitRule::Threshold { threshold, min } => CommitCount::Threshold { threshold: num(threshold, "threshold")?, min: count(min, "min")? },
             CommitRule::Factor { factor, min } => CommitCount::Factor { factor: num(factor, "factor")?, min: count(min, "min")? },
             CommitRule::EntropyBounded { gamma, min } => CommitCount::EntropyBounded { gamma: num(gamma, "gamma")?, min: count(min, "min")? },
+            CommitRule::KlStable { kl, history, above, min } => {
+                let above = num(above, "above")?;
+                let no_bound = above < 0.0 && plan.quirks.0.get(&Quirk::StablePathNeedsThreshold) == Some(&Val::Bool(true));
+                // No score bound: the reference's preset never takes the stable path.
+                CommitCount::KlStable { kl: num(kl, "kl")?, history: period(history, "history")?, above: (!no_bound).then_some(above), min: count(min, "min")? }
+            }
         };
         Ok(DecodeSettings {
             policy: plan.policy.clone(),

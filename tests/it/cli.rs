@@ -178,7 +178,7 @@ fn every_dream_trace_reproduces_from_the_command_line() {
     let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
     names.retain(|n| n.ends_with(".json") && n != "forward_check.json" && n != "summary.json");
     names.sort();
-    assert_eq!(names.len(), 16);
+    assert_eq!(names.len(), 17);
     for name in names {
         let want: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap()).unwrap();
         let (policy, sets) = crate::support::policy_for(&want);

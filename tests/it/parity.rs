@@ -164,6 +164,15 @@ parity! {
     d2cache_eb_g32_b32_k8_gamma3 => "d2cache_eb_g32_b32_k8_gamma3",
 }
 
+// KLASS (oracle README §10.3): KL stability across steps, on no cache and on the dual cache.
+parity! {
+    klass_g32_b8_kl0_2_h2_th0_1 => "klass_g32_b8_kl0.2_h2_th0.1",
+    klass_g32_b32_kl1_h3_th0_3 => "klass_g32_b32_kl1_h3_th0.3",
+    klass_g32_b8_kl0_01_h2_nothreshold => "klass_g32_b8_kl0.01_h2_nothreshold",
+    dual_klass_g32_b8_kl0_2_h2_th0_1 => "dual_klass_g32_b8_kl0.2_h2_th0.1",
+    dream_klass_g32_b8_kl0_2_h2_th0_1 => "dream/klass_g32_b8_kl0.2_h2_th0.1",
+}
+
 // Score kinds (oracle README §10.2): `--set score=margin|entropy` on the shipped policies.
 parity! {
     margin_g32_b8 => "margin_g32_b8",

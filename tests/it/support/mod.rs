@@ -57,7 +57,23 @@ pub fn policy_for(t: &Value) -> (String, Vec<String>) {
         _ => {}
     }
     let cache = &t["cache"];
+    let klass = g["method"].as_str() == Some("klass");
+    if klass {
+        sets.push(format!("kl_threshold={}", g["kl_threshold"]));
+        sets.push(format!("kl_history={}", g["kl_history_length"]));
+        if let Some(t) = g["threshold"].as_f64() {
+            sets.push(format!("threshold={t}"));
+        }
+    }
     let policy = match cache["kind"].as_str() {
+        None if klass => {
+            sets.push(format!("certainty_prior={}", sigma.is_some()));
+            if let Some(s) = sigma {
+                sets.push(format!("sigma={s}"));
+            }
+            "klass.pol"
+        }
+        Some("prefix") if klass => "dual-klass.pol",
         None if g["gamma"].is_number() => {
             sets.push(format!("gamma={}", g["gamma"]));
             sets.push(format!("certainty_prior={}", sigma.is_some()));

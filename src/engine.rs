@@ -16,11 +16,13 @@ use candle_core::Device;
 use std::path::{Path, PathBuf};
 
 /// The trained tiny model (`d2c train`, see README), so a first run needs no download.
-const EMBEDDED_MODEL: [(&str, &[u8]); 4] = [
+const EMBEDDED_MODEL: [(&str, &[u8]); 5] = [
     ("config.json", include_bytes!("../models/tiny-tasks/config.json")),
     ("generation_config.json", include_bytes!("../models/tiny-tasks/generation_config.json")),
     ("model.safetensors", include_bytes!("../models/tiny-tasks/model.safetensors")),
     ("tokenizer.json", include_bytes!("../models/tiny-tasks/tokenizer.json")),
+    // PC-Sampler's token-frequency table (scripts/token_freq.py over tasks/heldout.jsonl).
+    ("token_freq.json", include_bytes!("../models/tiny-tasks/token_freq.json")),
 ];
 
 /// The device of this process, opened once: every model and tensor must share one candle
@@ -202,7 +204,18 @@ pub fn prepare(path: &Path, src: &Source, user_sets: &[String]) -> Result<std::r
     let (mut sets, applied, notes) = model_defaults(path, src, user_sets)?;
     sets.extend(user_sets.iter().cloned());
     match compile(src, &sets, &mut |_, _| {}) {
-        Ok(compiled) => {
+        Ok(mut compiled) => {
+            // A relative file (a `file` parameter) that is not there from here is looked up in
+            // the model's folder: a checkpoint ships its own token_freq.json.
+            let side = folder_of(path);
+            compiled.plan.vals_mut(&mut |v| {
+                if let crate::plan::Val::Path(p) = v {
+                    let rel = Path::new(p.as_str());
+                    if !p.is_empty() && rel.is_relative() && !rel.exists() && side.join(rel).exists() {
+                        *p = side.join(rel).to_string_lossy().into_owned();
+                    }
+                }
+            });
             let settings = DecodeSettings::from_plan(&compiled.plan)?;
             Ok(Ok(Prepared { compiled, settings, applied, notes }))
         }

@@ -37,6 +37,7 @@ pub fn bind(checked: &Checked, sets: &[String]) -> Result<Bindings, Vec<Diagnost
             Ty::Float => raw.parse::<f64>().ok().filter(|x| x.is_finite()).map(Val::Float),
             Ty::Bool => raw.parse::<bool>().ok().map(Val::Bool),
             Ty::Score => crate::plan::ScoreKind::named(raw).map(Val::Kind),
+            Ty::File => Some(Val::Path(raw.to_string())),
         };
         match v {
             Some(v) => {

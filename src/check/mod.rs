@@ -21,6 +21,8 @@ pub enum Ty {
     Bool,
     /// A score kind: `confidence`, `margin` or `entropy`.
     Score,
+    /// A file path (`--set name=PATH`).
+    File,
 }
 
 impl Ty {
@@ -30,6 +32,7 @@ impl Ty {
             Ty::Float => "float",
             Ty::Bool => "bool",
             Ty::Score => "score",
+            Ty::File => "file",
         }
     }
     fn article(self) -> String {
@@ -38,6 +41,7 @@ impl Ty {
             Ty::Float => "a float".into(),
             Ty::Bool => "a bool".into(),
             Ty::Score => "a score kind (confidence, margin, entropy)".into(),
+            Ty::File => "a file path".into(),
         }
     }
 }
@@ -124,8 +128,10 @@ impl<'a> Checker<'a> {
                 "float" => Ty::Float,
                 "bool" => Ty::Bool,
                 "score" => Ty::Score,
+                "file" => Ty::File,
                 other => {
-                    let h = did_you_mean(other, ["int", "float", "bool", "score"]).unwrap_or_else(|| "parameter types are int, float, bool and score".into());
+                    let h = did_you_mean(other, ["int", "float", "bool", "score", "file"])
+                        .unwrap_or_else(|| "parameter types are int, float, bool, score and file".into());
                     self.err(Diagnostic::error("E003", format!("unknown type `{other}`"), p.ty.span, "not a type").with_help(h));
                     continue;
                 }
@@ -143,6 +149,7 @@ impl<'a> Checker<'a> {
                 (Expr::Number { value, .. }, Ty::Float) => Some(Val::Float(*value)),
                 (Expr::Bool { value, .. }, Ty::Bool) => Some(Val::Bool(*value)),
                 (Expr::Name(id), Ty::Score) if ScoreKind::named(&id.name).is_some() => ScoreKind::named(&id.name).map(Val::Kind),
+                (Expr::Str { value, .. }, Ty::File) => Some(Val::Path(value.clone())),
                 (e, _) => {
                     self.err(Diagnostic::error(
                         "E004",

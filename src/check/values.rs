@@ -113,9 +113,16 @@ impl Checker<'_> {
             let (then, otherwise) = (self.score(&a[1], allow_cached), self.score(&a[2], allow_cached));
             return Some(Score::If { cond: cond?, then: Box::new(then?), otherwise: Box::new(otherwise?) });
         }
+        if c.name.name == "debias" {
+            let a = self.args(c, &["alpha", "table"])?;
+            let alpha = self.bounded(&a[0], Ty::Float, "alpha", Bound::Positive);
+            let table = self.value(&a[1], Ty::File, "table");
+            return Some(Score::Debias { alpha: alpha?, table: table? });
+        }
         if c.name.name != "density" {
             let d = Diagnostic::error("E003", format!("unknown score function `{}`", c.name.name), c.name.span, "not a function");
-            let h = did_you_mean(&c.name.name, ["density", "if"]).unwrap_or_else(|| "score functions are `density(sigma)` and `if(cond, a, b)`".into());
+            let h = did_you_mean(&c.name.name, ["density", "if", "debias"])
+                .unwrap_or_else(|| "score functions are `density(sigma)`, `debias(alpha, table)` and `if(cond, a, b)`".into());
             self.err(d.with_help(h));
             return None;
         }

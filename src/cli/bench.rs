@@ -79,12 +79,13 @@ struct Row {
 }
 
 const CACHE_POLICIES: [&str; 4] = ["policies/fast-dllm-prefix.pol", "policies/fast-dllm-dual.pol", "policies/d2cache.pol", "policies/d2cache-fixed.pol"];
-const ALL_POLICIES: [&str; 10] = [
+const ALL_POLICIES: [&str; 11] = [
     "policies/vanilla.pol:certainty_prior=true",
     "policies/parallel.pol",
     "policies/parallel-factor.pol",
     "policies/eb-sampler.pol",
     "policies/klass.pol",
+    "policies/pc-sampler.pol",
     "policies/fast-dllm-prefix.pol",
     "policies/fast-dllm-dual.pol",
     "policies/d2cache.pol",

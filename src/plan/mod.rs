@@ -22,6 +22,8 @@ pub enum Val {
     Bool(bool),
     /// A score kind named by a `score` parameter (`confidence`, `margin`, `entropy`).
     Kind(ScoreKind),
+    /// A file named by a `file` parameter.
+    Path(String),
     Param(ParamRef),
 }
 
@@ -101,6 +103,13 @@ pub enum Score {
     CachedConfidence,
     /// The score kind a `score` parameter names; replaced by that score in `simplify-scores`.
     Kind(Val),
+    /// PC-Sampler (oracle README §10.5): confidence debiased by how frequent the proposed
+    /// token is in a corpus, `min(-confidence * ln(freq(token) + 1e-10), alpha)`; `table` is
+    /// the token-frequency file.
+    Debias {
+        alpha: Val,
+        table: Val,
+    },
     /// Gaussian certainty density around already-decoded positions (d²Cache §3).
     Density {
         sigma: Val,

@@ -8,6 +8,7 @@ fn v(x: &Val) -> String {
         Val::Float(f) => format!("{f}"),
         Val::Bool(b) => b.to_string(),
         Val::Kind(k) => k.name().to_string(),
+        Val::Path(p) => format!("{p:?}"),
         Val::Param(p) => format!("${}", p.param),
     }
 }
@@ -21,6 +22,7 @@ pub fn score(s: &Score) -> String {
         Score::Density { sigma } => format!("density(sigma={})", v(sigma)),
         Score::Const(c) => v(c),
         Score::Kind(k) => format!("score({})", v(k)),
+        Score::Debias { alpha, table } => format!("debias(alpha={}, table={})", v(alpha), v(table)),
         Score::If { cond, then, otherwise } => format!("if({}, {}, {})", v(cond), score(then), score(otherwise)),
         Score::Mul(a, b) => format!("{} * {}", score(a), score(b)),
         Score::Add(a, b) => format!("({} + {})", score(a), score(b)),

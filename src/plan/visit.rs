@@ -10,6 +10,10 @@ impl Score {
         match self {
             Score::Density { sigma } => f(sigma),
             Score::Const(v) | Score::Kind(v) => f(v),
+            Score::Debias { alpha, table } => {
+                f(alpha);
+                f(table);
+            }
             Score::If { cond, then, otherwise } => {
                 f(cond);
                 then.vals_mut(f);

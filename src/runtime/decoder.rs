@@ -386,11 +386,11 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             }
             let entropy: Vec<f64> = if self.set.commit.needs_entropy() { rows.iter().map(|r| -r.neg_entropy).collect() } else { Vec::new() };
             let chosen = commit(&score, &RowHistory { entropy: &entropy, kl: kl.as_deref().unwrap_or(&[]) }, &candidates, &self.set.commit);
-            let kind = self.set.commit_score.kind();
+            let base = eval(self.set.commit_score.base(), &inp, &mut DensityMemo::new());
             for &i in &chosen {
                 self.canvas[s][i] = rows[i].token;
                 rec.committed[s].push((i, rows[i].token));
-                rec.committed_conf[s].push(kind.of(&rows[i]));
+                rec.committed_conf[s].push(base[i]);
             }
             self.stats.generated_tokens += chosen.len();
             if details {

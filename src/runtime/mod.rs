@@ -22,6 +22,7 @@ pub mod rollout;
 pub mod sampling;
 pub mod scores;
 pub mod settings;
+pub mod token_freq;
 pub mod trace;
 
 pub use batch::{Batch, MemberId};

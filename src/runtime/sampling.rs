@@ -87,8 +87,8 @@ pub fn row_stat(logits: &[f32], sampling: &Sampling, need_extra: bool, rng: &mut
     }
     let best = best.unwrap_or(0);
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|&x| (x - m).exp()).sum();
     // torch: softmax in f32, then max; the max element is exp(0)/sum.
+    let sum: f32 = logits.iter().map(|&x| (x - m).exp()).sum();
     let conf = ((logits[best] - m).exp() / sum) as f64;
     let (mut margin, mut neg_entropy) = (0.0, 0.0);
     if need_extra {

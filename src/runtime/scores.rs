@@ -48,6 +48,7 @@ pub fn eval(score: &ScoreExpr, inp: &ScoreInputs, memo: &mut DensityMemo) -> Vec
             None => inp.rows.iter().map(|r| r.conf).collect(),
         },
         ScoreExpr::Density { sigma } => memo.get(inp.decoded, *sigma).to_vec(),
+        ScoreExpr::Debias { alpha, table } => inp.rows.iter().map(|r| table.debiased(r.token, r.conf, *alpha)).collect(),
         ScoreExpr::Const(v) => vec![*v; g],
         ScoreExpr::Mul(a, b) => {
             let (x, y) = (eval(a, inp, memo), eval(b, inp, memo));

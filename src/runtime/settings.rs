@@ -9,6 +9,7 @@
 
 use super::commit::CommitCount;
 use super::sampling::Sampling;
+use super::token_freq::TokenFreq;
 use crate::error::{Error, Result};
 use crate::plan::{self, CommitRule, FullWhen, Needs, Plan, Quirk, RolloutMode, RowOp, Val};
 use std::collections::BTreeSet;
@@ -20,24 +21,32 @@ pub enum ScoreExpr {
     Margin,
     NegEntropy,
     CachedConfidence,
-    Density { sigma: f64 },
+    Density {
+        sigma: f64,
+    },
+    /// PC-Sampler's debiased confidence, clipped at `alpha`.
+    Debias {
+        alpha: f64,
+        table: std::sync::Arc<TokenFreq>,
+    },
     Const(f64),
     Mul(Box<ScoreExpr>, Box<ScoreExpr>),
     Add(Box<ScoreExpr>, Box<ScoreExpr>),
 }
 
 impl ScoreExpr {
-    /// The per-position statistic the expression is built from (margin or negative entropy
-    /// where it reads one, else confidence): what a step records as a commit's score kind.
-    pub fn kind(&self) -> Stat {
+    /// The part of the expression that reads this step's rows (the score kind, before any
+    /// prior or constant): what a step records as a commit's score.
+    pub fn base(&self) -> &ScoreExpr {
         match self {
-            ScoreExpr::Margin => Stat::Margin,
-            ScoreExpr::NegEntropy => Stat::NegEntropy,
-            ScoreExpr::Mul(a, b) | ScoreExpr::Add(a, b) => match a.kind() {
-                Stat::Confidence => b.kind(),
-                k => k,
-            },
-            _ => Stat::Confidence,
+            ScoreExpr::Mul(a, b) | ScoreExpr::Add(a, b) => {
+                if a.reads_rows() {
+                    a.base()
+                } else {
+                    b.base()
+                }
+            }
+            other => other,
         }
     }
 
@@ -45,27 +54,9 @@ impl ScoreExpr {
     /// positional values).
     pub fn reads_rows(&self) -> bool {
         match self {
-            ScoreExpr::Confidence | ScoreExpr::Margin | ScoreExpr::NegEntropy => true,
+            ScoreExpr::Confidence | ScoreExpr::Margin | ScoreExpr::NegEntropy | ScoreExpr::Debias { .. } => true,
             ScoreExpr::CachedConfidence | ScoreExpr::Density { .. } | ScoreExpr::Const(_) => false,
             ScoreExpr::Mul(a, b) | ScoreExpr::Add(a, b) => a.reads_rows() || b.reads_rows(),
-        }
-    }
-}
-
-/// One of a row's statistics ([`super::sampling::RowStat`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stat {
-    Confidence,
-    Margin,
-    NegEntropy,
-}
-
-impl Stat {
-    pub fn of(self, r: &super::sampling::RowStat) -> f64 {
-        match self {
-            Stat::Confidence => r.conf,
-            Stat::Margin => r.margin,
-            Stat::NegEntropy => r.neg_entropy,
         }
     }
 }
@@ -241,6 +232,13 @@ fn score(s: &plan::Score) -> Result<ScoreExpr> {
         plan::Score::Const(v) => ScoreExpr::Const(num(v, "score constant")?),
         plan::Score::If { cond, .. } => return Err(not_folded("if condition", "a bool", cond)),
         plan::Score::Kind(v) => return Err(not_folded("score kind", "a resolved score", v)),
+        plan::Score::Debias { alpha, table } => {
+            let Val::Path(path) = table else { return Err(not_folded("debias table", "a file path", table)) };
+            if path.is_empty() {
+                return Err(Error::input("debias(...) needs a token-frequency file: --set token_freq=FILE (format: docs/policy-language.md)"));
+            }
+            ScoreExpr::Debias { alpha: num(alpha, "alpha")?, table: std::sync::Arc::new(TokenFreq::read(std::path::Path::new(path))?) }
+        }
         plan::Score::Mul(a, b) => ScoreExpr::Mul(Box::new(score(a)?), Box::new(score(b)?)),
         plan::Score::Add(a, b) => ScoreExpr::Add(Box::new(score(a)?), Box::new(score(b)?)),
     })

@@ -74,6 +74,16 @@ pub fn policy_for(t: &Value) -> (String, Vec<String>) {
             "klass.pol"
         }
         Some("prefix") if klass => "dual-klass.pol",
+        None if g["debias"].as_bool() == Some(true) => {
+            sets.push(format!("clip_alpha={}", g["clip_alpha"]));
+            let dir = if t["model_family"].as_str() == Some("dream") { "tests/fixtures/tiny-dream" } else { "tests/fixtures/tiny-llada" };
+            sets.push(format!("token_freq={dir}/{}", g["token_freq_file"].as_str().unwrap_or("token_freq.json")));
+            sets.push(format!("certainty_prior={}", sigma.is_some()));
+            if let Some(s) = sigma {
+                sets.push(format!("sigma={s}"));
+            }
+            "pc-sampler.pol"
+        }
         None if g["gamma"].is_number() => {
             sets.push(format!("gamma={}", g["gamma"]));
             sets.push(format!("certainty_prior={}", sigma.is_some()));

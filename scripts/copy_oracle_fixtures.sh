@@ -3,10 +3,10 @@
 # reference, see that folder's README) into tests/fixtures so the suite does not depend on it:
 # the LLaDA set (tiny-llada/, traces/) and the Dream set (dream/tiny-dream/, dream/traces/).
 # Only the traces of the methods the suite replays are copied (TRACES); the oracle's other
-# method traces (§10: WINO, EB in a batch) join as d2c learns
+# method traces (§10: WINO) join as d2c learns
 # them.
 set -euo pipefail
-TRACES=${TRACES:-"forward_check.json summary.json nocache_* d2cache_g* dllm_* prefix_* dual_g* eb_g32_b8_* eb_g32_b32_gamma5_* eb_g64_* d2cache_eb_* margin_* entropy_* dual_margin_* klass_* dual_klass_* pc_*"}
+TRACES=${TRACES:-"forward_check.json summary.json nocache_* d2cache_g* dllm_* prefix_* dual_g* eb_* d2cache_eb_* margin_* entropy_* dual_margin_* klass_* dual_klass_* pc_*"}
 here=$(cd "$(dirname "$0")/.." && pwd)
 src=${1:-$here/../shared/oracle}
 mkdir -p "$here/tests/fixtures/traces" "$here/tests/fixtures/tiny-llada" "$here/tests/fixtures/dream/traces" "$here/tests/fixtures/tiny-dream"

@@ -285,16 +285,22 @@ pub enum Quirk {
     /// never takes its stable path, so it decodes as plain top-n. Off, stable candidates are
     /// committed whatever their score.
     StablePathNeedsThreshold,
+    /// §10.1: EB-Sampler's subtracted maximum runs over the batch axis, so in a multi-prompt
+    /// decode a sequence's count depends on the sequences before it (the rank-k entropy of
+    /// every earlier sequence). Off, every sequence decodes as it would alone. No effect on a
+    /// single sequence, nor across served requests.
+    EntropyMaxOverBatch,
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 6] = [
+    pub const ALL: [Quirk; 7] = [
         Quirk::FrozenConfidenceCache,
         Quirk::StaleRowsAreCandidates,
         Quirk::WindowRoundsToMasked,
         Quirk::FirstPredecessorAfterRollout,
         Quirk::BatchGlobalScores,
         Quirk::StablePathNeedsThreshold,
+        Quirk::EntropyMaxOverBatch,
     ];
 
     /// The key in a policy's `quirks` section.
@@ -306,6 +312,7 @@ impl Quirk {
             Quirk::FirstPredecessorAfterRollout => "first_predecessor_after_rollout",
             Quirk::BatchGlobalScores => "batch_global_scores",
             Quirk::StablePathNeedsThreshold => "stable_path_needs_threshold",
+            Quirk::EntropyMaxOverBatch => "entropy_max_over_batch",
         }
     }
 
@@ -315,7 +322,7 @@ impl Quirk {
 
     /// The quirk changes something only where rows are cached.
     pub fn needs_cache(self) -> bool {
-        !matches!(self, Quirk::StablePathNeedsThreshold)
+        !matches!(self, Quirk::StablePathNeedsThreshold | Quirk::EntropyMaxOverBatch)
     }
 }
 

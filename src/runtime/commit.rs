@@ -50,6 +50,9 @@ impl CommitCount {
 pub struct RowHistory<'a> {
     pub entropy: &'a [f64],
     pub kl: &'a [Vec<f64>],
+    /// EB-Sampler with quirk `entropy_max_over_batch`: per rank, the largest candidate entropy
+    /// of the earlier sequences of the batch (None: the sequence alone).
+    pub earlier_max: Option<&'a [f64]>,
 }
 
 /// Apply a commit rule: the committed positions, best first (a KLASS stable set by position).
@@ -81,7 +84,11 @@ pub fn commit(scores: &[f64], rows: &RowHistory, candidates: &[usize], rule: &Co
             // The reference's loop leaves N-1 when no n triggers the break (oracle §5.2).
             (n.min(big_n)).saturating_sub(1).max(min)
         }
-        CommitCount::EntropyBounded { gamma, min } => entropy_bounded(&ranked, rows.entropy, gamma).max(min),
+        CommitCount::EntropyBounded { gamma, min } => match rows.earlier_max {
+            None => entropy_bounded(&ranked, rows.entropy, gamma),
+            Some(earlier) => entropy_bounded_in_batch(&ranked, rows.entropy, gamma, earlier),
+        }
+        .max(min),
         CommitCount::KlStable { min, .. } => min,
     };
     ranked.into_iter().take(n.min(candidates.len())).collect()
@@ -100,6 +107,24 @@ fn entropy_bounded(ranked: &[usize], entropy: &[f64], gamma: f64) -> usize {
         before += entropy.get(i).copied().unwrap_or(0.0);
     }
     ranked.len()
+}
+
+/// The reference's count in a batch (quirk `entropy_max_over_batch`): `v_k = S_k - M_k` with
+/// `S_k` the entropy summed over ranks 0..=k and `M_k` the largest rank-k entropy of this and
+/// the earlier sequences; the number of candidate ranks with `v_k <= gamma` (not a prefix any
+/// more: `M_k` can jump). Ranks past the candidates are left out; the reference's order there
+/// is torch's, and no decision of its traces depends on it (oracle README §10.1).
+fn entropy_bounded_in_batch(ranked: &[usize], entropy: &[f64], gamma: f64, earlier: &[f64]) -> usize {
+    let mut sum = 0.0;
+    let mut n = 0;
+    for (k, &i) in ranked.iter().enumerate() {
+        let h = entropy.get(i).copied().unwrap_or(0.0);
+        sum += h;
+        if sum - earlier.get(k).copied().unwrap_or(f64::NEG_INFINITY).max(h) <= gamma {
+            n += 1;
+        }
+    }
+    n
 }
 
 #[cfg(test)]
@@ -130,19 +155,19 @@ mod tests {
         let h = [1.5, 0.1, 1.0, 2.0];
         let all = [0, 1, 2, 3];
         // v = 0, 1.0, 2.5, 4.5: gamma 2.5 keeps ranks 0..=2
-        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 2.5, min: 1 }), vec![2, 0, 3]);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, ..RowHistory::default() }, &all, &CommitCount::EntropyBounded { gamma: 2.5, min: 1 }), vec![2, 0, 3]);
         // gamma 0.5: only rank 0 (v_0 = 0 always fits)
-        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 1 }), vec![2]);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, ..RowHistory::default() }, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 1 }), vec![2]);
         // at least min, at most every candidate
-        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 2 }), vec![2, 0]);
-        assert_eq!(commit(&s, &RowHistory { entropy: &h, kl: &[] }, &all, &CommitCount::EntropyBounded { gamma: 100.0, min: 1 }).len(), 4);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, ..RowHistory::default() }, &all, &CommitCount::EntropyBounded { gamma: 0.5, min: 2 }), vec![2, 0]);
+        assert_eq!(commit(&s, &RowHistory { entropy: &h, ..RowHistory::default() }, &all, &CommitCount::EntropyBounded { gamma: 100.0, min: 1 }).len(), 4);
     }
 
     #[test]
     fn kl_stable_commits_every_stable_candidate_above_the_bound_else_the_best() {
         let s = [0.9, 0.2, 0.6, 0.8];
         let kl = vec![vec![0.01, 0.02], vec![0.0, 0.0], vec![0.5, 0.01], vec![0.01, 0.03]];
-        let rows = RowHistory { entropy: &[], kl: &kl };
+        let rows = RowHistory { kl: &kl, ..RowHistory::default() };
         let rule = |above| CommitCount::KlStable { kl: 0.1, history: 2, above, min: 1 };
         // 0 and 3 are stable and above 0.5; 1 is stable but below; 2 moved
         assert_eq!(commit(&s, &rows, &[0, 1, 2, 3], &rule(Some(0.5))), vec![0, 3]);

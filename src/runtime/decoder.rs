@@ -11,6 +11,7 @@
 use super::commit::{commit, RowHistory};
 use super::cost::{account_layered, forward_flops, StepShape};
 use super::history::KlHistory;
+use super::kernels::top_k;
 use super::layers::layer_spec;
 use super::options::Progress;
 use super::output::{RunOutput, Stats, StepRecord};
@@ -78,7 +79,11 @@ pub(super) struct StepRows {
     block: (usize, usize),
     /// Per sequence: block positions still masked before this step.
     block_seen: Vec<Vec<bool>>,
+    /// The sequences in the forward: every one of the decode, since they share one K/V store.
     active: Vec<usize>,
+    /// Per sequence in the forward, whether it commits this step (it has masked positions in
+    /// the block and has not stopped); the others only ride along, as in the reference.
+    commits: Vec<bool>,
     full: bool,
     /// Per sequence, the rows its policy recomputes.
     positions: Vec<Vec<usize>>,
@@ -219,10 +224,11 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
     fn rows(&self, block: (usize, usize), first_in_block: bool) -> Option<StepRows> {
         let (g, t, mask) = (self.set.gen, self.logits_map.len(), self.info.mask_id);
         let block_seen: Vec<Vec<bool>> = self.canvas.iter().map(|c| (0..g).map(|i| i >= block.0 && i < block.1 && c[i] == mask).collect()).collect();
-        let active: Vec<usize> = (0..self.canvas.len()).filter(|&s| !self.seqs[s].finished && block_seen[s].iter().any(|&x| x)).collect();
-        if active.is_empty() || self.set.per_step == 0 {
+        let commits: Vec<bool> = (0..self.canvas.len()).map(|s| !self.seqs[s].finished && block_seen[s].iter().any(|&x| x)).collect();
+        if !commits.iter().any(|&c| c) || self.set.per_step == 0 {
             return None;
         }
+        let active: Vec<usize> = (0..self.canvas.len()).collect();
         let full = !self.set.has_cache()
             || active.iter().any(|&s| self.seqs[s].next_rows.is_none())
             || self.set.full.iter().any(|f| match *f {
@@ -274,7 +280,7 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             let pad = r.last().copied().unwrap_or(0);
             r.resize(nl, pad);
         }
-        Some(StepRows { block, block_seen, active, full, positions, padded, ids, logit_rows, real })
+        Some(StepRows { block, block_seen, active, commits, full, positions, padded, ids, logit_rows, real })
     }
 
     fn token_at(&self, seq: usize, row: usize) -> u32 {
@@ -349,11 +355,16 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
         };
         let need_extra = self.set.needs.margin || self.set.needs.entropy;
         let mut out = Vec::with_capacity(st.active.len());
+        // Quirk entropy_max_over_batch: per rank, the largest candidate entropy so far.
+        let mut earlier_max: Option<Vec<f64>> = (self.set.commit.needs_entropy() && self.set.quirks.on(Quirk::EntropyMaxOverBatch)).then(Vec::new);
         for (a, &s) in st.active.iter().enumerate() {
             if let Some(qp) = rec.query_positions.as_mut() {
                 qp[s] = st.positions[a].clone();
             }
             rec.layer_rows[s] = fresh.layer_rows.iter().map(|l| l[a].clone()).collect();
+            if !st.commits[a] {
+                continue;
+            }
             let mut rows = vec![self.stale; g];
             let mut dists: Vec<Option<Vec<f32>>> = vec![None; if self.seqs[s].kl.is_some() { g } else { 0 }];
             for (k, &r) in st.logit_rows[a].iter().take(st.real[a]).enumerate() {
@@ -385,7 +396,16 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 }
             }
             let entropy: Vec<f64> = if self.set.commit.needs_entropy() { rows.iter().map(|r| -r.neg_entropy).collect() } else { Vec::new() };
-            let chosen = commit(&score, &RowHistory { entropy: &entropy, kl: kl.as_deref().unwrap_or(&[]) }, &candidates, &self.set.commit);
+            let history = RowHistory { entropy: &entropy, kl: kl.as_deref().unwrap_or(&[]), earlier_max: earlier_max.as_deref() };
+            let chosen = commit(&score, &history, &candidates, &self.set.commit);
+            if let Some(m) = earlier_max.as_mut() {
+                for (k, i) in top_k(&score, candidates.iter().copied(), candidates.len()).into_iter().enumerate() {
+                    match m.get_mut(k) {
+                        Some(x) => *x = x.max(entropy[i]),
+                        None => m.push(entropy[i]),
+                    }
+                }
+            }
             let base = eval(self.set.commit_score.base(), &inp, &mut DensityMemo::new());
             for &i in &chosen {
                 self.canvas[s][i] = rows[i].token;

@@ -54,11 +54,13 @@ fn compare(name: &str, t: &Value, out: &RunOutput) -> Vec<String> {
             (w, h) => bad.push(format!("{name} step {step}: recomputed rows {h:?}, oracle {w}")),
         }
         for (b, ws) in ws["seqs"].as_array().unwrap().iter().enumerate() {
+            // A sequence whose block is done rides along with no commits (tokens: null).
+            let none = Vec::new();
             let want: Vec<(usize, u32)> = ws["transfer_index"]
                 .as_array()
-                .unwrap()
+                .unwrap_or(&none)
                 .iter()
-                .zip(ws["transfer_tokens"].as_array().unwrap())
+                .zip(ws["transfer_tokens"].as_array().unwrap_or(&none))
                 .map(|(i, t)| (i.as_u64().unwrap() as usize, t.as_u64().unwrap() as u32))
                 .collect();
             let mut have = got.committed[b].clone();
@@ -71,7 +73,7 @@ fn compare(name: &str, t: &Value, out: &RunOutput) -> Vec<String> {
                     got.committed[b], want, ws["select_score_top2"]
                 ));
             }
-            for (k, c) in ws["transfer_conf"].as_array().unwrap().iter().enumerate() {
+            for (k, c) in ws["transfer_conf"].as_array().unwrap_or(&none).iter().enumerate() {
                 if let Some(h) = got.committed_conf[b].get(k) {
                     if (h - c.as_f64().unwrap()).abs() > score_tol(c.as_f64().unwrap()) {
                         bad.push(format!("{name} step {step} seq {b}: committed confidence {h}, oracle {c}"));
@@ -171,6 +173,7 @@ parity! {
     eb_g32_b8_gamma3 => "eb_g32_b8_gamma3",
     eb_g32_b32_gamma5_sigma10 => "eb_g32_b32_gamma5_sigma10",
     eb_g64_b32_gamma4_n2 => "eb_g64_b32_gamma4_n2",
+    eb_g32_b32_gamma4_batch2 => "eb_g32_b32_gamma4_batch2",
     dream_eb_g32_b8_gamma3 => "dream/eb_g32_b8_gamma3",
     dream_eb_g32_b32_gamma5_sigma10_topp0_9 => "dream/eb_g32_b32_gamma5_sigma10_topp0.9",
     d2cache_eb_g32_b32_k8_gamma3 => "d2cache_eb_g32_b32_k8_gamma3",
@@ -268,4 +271,17 @@ fn dream_parity_needs_top_p_at_temperature_zero() {
     let out = generate(&tiny_dream(), &plan(&policy, &sets), &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();
     let bad = compare("no-top-p-vs-reference", &t, &out);
     assert!(bad.iter().any(|b| b.contains("committed confidence")), "{bad:?}");
+}
+
+/// The EB batch trace needs the reference's maximum across sequences: with quirk
+/// `entropy_max_over_batch` off, the second sequence decodes as it would alone and diverges.
+#[test]
+fn eb_batch_parity_needs_the_cross_sequence_maximum() {
+    let t = trace("eb_g32_b32_gamma4_batch2");
+    let (policy, sets) = policy_for(&t);
+    let mut plan = plan(&policy, &sets);
+    plan.quirks.0.insert(d2c::plan::Quirk::EntropyMaxOverBatch, d2c::plan::Val::Bool(false));
+    let out = generate(&tiny_model(), &plan, &ids(&t["prompt_ids"]), RunOptions { record_details: true, ..Default::default() }).unwrap();
+    let bad = compare("eb_g32_b32_gamma4_batch2", &t, &out);
+    assert!(!bad.is_empty() && bad.iter().all(|b| !b.contains("seq 0")), "{bad:?}");
 }

@@ -268,8 +268,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                     || (self.set.needs.confidence_cache && (!self.set.quirks.on(Quirk::FrozenConfidenceCache) || self.seqs[s].conf_cache.is_none()));
                 (0..pos.len())
                     .filter(|&r| {
-                        // A rule with a history reads every position's distribution.
-                        self.logits_map.decided_by(pos[r]).is_some_and(|j| history || (self.canvas[s][j] == mask && (all || (j >= block.0 && j < block.1))))
+                        // A rule with a history reads every masked position's distribution.
+                        self.logits_map.decided_by(pos[r]).is_some_and(|j| self.canvas[s][j] == mask && (history || all || (j >= block.0 && j < block.1)))
                     })
                     .collect()
             })
@@ -379,7 +379,9 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
             let kl = self.seqs[s].kl.as_mut().map(|h| {
                 // A row the forward did not recompute reads as zero logits (oracle §10.3).
                 let stale = distribution(&vec![0.0; width], &self.set.sampling);
-                for (j, d) in dists.iter().enumerate() {
+                // Decoded positions are never candidates again (KLASS does not re-mask), so
+                // their history is not kept up; the reference's would only be read for them.
+                for (j, d) in dists.iter().enumerate().filter(|&(j, _)| self.canvas[s][j] == mask) {
                     h.observe(j, d.as_deref().unwrap_or(&stale));
                 }
                 h.windows()

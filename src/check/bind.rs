@@ -44,7 +44,9 @@ pub fn bind(checked: &Checked, sets: &[String]) -> Result<Bindings, Vec<Diagnost
                 values.insert(name.to_string(), v);
                 overridden.insert(name.to_string());
             }
-            None => errs.push(Diagnostic::error("E011", format!("--set {name}={raw}: `{name}` is {}, `{raw}` is not", p.ty.name()), Span::default(), "")),
+            None => {
+                errs.push(Diagnostic::error("E011", format!("--set {name}={raw}: `{name}` takes {}, `{raw}` is not one", p.ty.article()), Span::default(), ""))
+            }
         }
     }
     if errs.is_empty() {

@@ -50,6 +50,8 @@ pub(super) struct Decoder<'a, M: DiffusionModel + ?Sized> {
     seqs: Vec<SeqState>,
     /// What a masked position whose logit row was not recomputed looks like.
     stale: RowStat,
+    /// Its distribution, for rules that keep one per position (empty otherwise).
+    stale_dist: Vec<f32>,
     /// Ids that end an answer (`stop_at_eos`).
     stop_ids: Vec<u32>,
     rng: StdRng,
@@ -154,6 +156,8 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                 .map(|_| SeqState { importance: vec![0.0; t], kl: set.commit.keeps_history().map(|h| KlHistory::new(g, h)), ..SeqState::default() })
                 .collect(),
             stale: set.sampling.stale(info.logits_width),
+            // A row the forward did not recompute reads as zero logits (oracle §10.3).
+            stale_dist: if set.commit.keeps_history().is_some() { distribution(&vec![0.0; info.logits_width], &set.sampling) } else { Vec::new() },
             stop_ids: if stop_ids.is_empty() { vec![info.eos_id] } else { stop_ids },
             rng: StdRng::seed_from_u64(set.seed),
             step: 0,
@@ -375,14 +379,12 @@ impl<'a, M: DiffusionModel + ?Sized> Decoder<'a, M> {
                     }
                 }
             }
-            let width = self.info.logits_width;
+            let stale = &self.stale_dist;
             let kl = self.seqs[s].kl.as_mut().map(|h| {
-                // A row the forward did not recompute reads as zero logits (oracle §10.3).
-                let stale = distribution(&vec![0.0; width], &self.set.sampling);
                 // Decoded positions are never candidates again (KLASS does not re-mask), so
                 // their history is not kept up; the reference's would only be read for them.
                 for (j, d) in dists.iter().enumerate().filter(|&(j, _)| self.canvas[s][j] == mask) {
-                    h.observe(j, d.as_deref().unwrap_or(&stale));
+                    h.observe(j, d.as_deref().unwrap_or(stale));
                 }
                 h.windows()
             });
